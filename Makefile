@@ -1,0 +1,54 @@
+# Quick start: `make run` serves the emulator on :50051 with the demo fleet; `make test` runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run gen check-gen lint format types unit test bench docs publish-protos clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e . -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup  ## serve on :50051, in-memory backend, demo fleet
+	$(BIN)/fleet-emulator serve
+
+gen: setup  ## regenerate src/fleet_emulator/_gen from protos/
+	$(BIN)/python scripts/gen_protos.py
+
+check-gen: setup
+	$(BIN)/python scripts/gen_protos.py --check
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd protos && ../$(BIN)/buf lint
+	$(BIN)/buf breaking protos --against protos/published.binpb
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+types: setup
+	$(BIN)/mypy src tests bench scripts
+
+unit: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint types check-gen unit  ## every check: lint, types, generated code, the whole test suite
+
+bench: setup  ## throughput and latency against a bare grpc.aio server, as ratios
+	$(BIN)/python -m bench
+
+docs: setup  ## regenerate the error catalogue in README.md
+	$(BIN)/python scripts/update_readme.py
+
+publish-protos: setup  ## record the current protos as published: later breaking changes fail `make lint`
+	$(BIN)/buf build protos --exclude-source-info -o protos/published.binpb
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

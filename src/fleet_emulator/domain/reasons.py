@@ -1,0 +1,109 @@
+"""The catalogue of every error reason the emulator sends, with its status code, meaning and details.
+
+Each ``Reason`` is defined once here and raised through the error class of its code (``errors.py``). The
+README's error catalogue is generated from this module (``python -m fleet_emulator.domain.reasons``) and a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from dataclasses import dataclass
+
+DOMAIN = "fleet-emulator.moia.io"
+
+
+class Code(enum.Enum):
+    """gRPC status codes by their canonical names (the numbers are gRPC's)."""
+
+    INVALID_ARGUMENT = 3
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    FAILED_PRECONDITION = 9
+    OUT_OF_RANGE = 11
+    INTERNAL = 13
+    UNAVAILABLE = 14
+
+
+# Details attached by code, beyond the ErrorInfo and RequestInfo (flow id) that every error carries.
+DETAILS_BY_CODE: dict[Code, tuple[str, ...]] = {
+    Code.INVALID_ARGUMENT: ("BadRequest",),
+    Code.NOT_FOUND: ("ResourceInfo",),
+    Code.ALREADY_EXISTS: ("ResourceInfo",),
+    Code.FAILED_PRECONDITION: ("PreconditionFailure",),
+    Code.OUT_OF_RANGE: (),
+    Code.INTERNAL: (),
+    Code.UNAVAILABLE: ("RetryInfo",),
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    name: str
+    code: Code
+    meaning: str
+    resource_info: bool = True
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        """Detail messages sent with this reason, always starting with ErrorInfo and RequestInfo."""
+        extra = DETAILS_BY_CODE[self.code]
+        if not self.resource_info:
+            extra = tuple(d for d in extra if d != "ResourceInfo")
+        return ("ErrorInfo", "RequestInfo", *extra)
+
+
+REQUEST_MALFORMED = Reason(
+    "REQUEST_MALFORMED",
+    Code.INVALID_ARGUMENT,
+    "The request bytes are not a valid message of the RPC's request type.",
+)
+FIELD_INVALID = Reason(
+    "FIELD_INVALID", Code.INVALID_ARGUMENT, "One or more request fields are invalid; BadRequest names each."
+)
+PAGE_TOKEN_MISMATCH = Reason(
+    "PAGE_TOKEN_MISMATCH",
+    Code.INVALID_ARGUMENT,
+    "The page token was issued for other request parameters (another fleet_id or RPC).",
+)
+PAGE_TOKEN_NOT_FOUND = Reason(
+    "PAGE_TOKEN_NOT_FOUND",
+    Code.NOT_FOUND,
+    "The page token is unknown or garbled.",
+    resource_info=False,
+)
+PAGE_TOKEN_EXPIRED = Reason(
+    "PAGE_TOKEN_EXPIRED",
+    Code.NOT_FOUND,
+    "The page token has expired; start again from the first page.",
+    resource_info=False,
+)
+FLEET_NOT_FOUND = Reason("FLEET_NOT_FOUND", Code.NOT_FOUND, "No fleet has this id.")
+VEHICLE_NOT_FOUND = Reason("VEHICLE_NOT_FOUND", Code.NOT_FOUND, "No vehicle has this id.")
+BACKEND_UNAVAILABLE = Reason(
+    "BACKEND_UNAVAILABLE",
+    Code.UNAVAILABLE,
+    "The emulator's storage backend cannot be reached; retry after the RetryInfo delay.",
+)
+INTERNAL_ERROR = Reason(
+    "INTERNAL_ERROR",
+    Code.INTERNAL,
+    "A bug in the emulator, never caused by input; please report it with the flow id.",
+)
+
+CATALOGUE: dict[str, Reason] = {
+    r.name: r for r in globals().values() if isinstance(r, Reason)  # every Reason defined above
+}
+
+
+def markdown_table() -> str:
+    """The catalogue as the Markdown table in the README."""
+    rows = ["| reason | code | meaning | details |", "| --- | --- | --- | --- |"]
+    for r in sorted(CATALOGUE.values(), key=lambda r: (r.code.value, r.name)):
+        rows.append(f"| `{r.name}` | {r.code.name} ({r.code.value}) | {r.meaning} | {', '.join(r.details)} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table())
