@@ -33,14 +33,19 @@ def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTOS}", f"-I{include}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTOS}",
+        f"-I{include}",
         f"--plugin=protoc-gen-mypy={BIN / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={BIN / 'protoc-gen-mypy_grpc'}",
-        f"--python_out={out}", f"--grpc_python_out={out}",
-        f"--mypy_out={out}", f"--mypy_grpc_out={out}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
         *protos,
-    ]  # fmt: skip
+    ]
     subprocess.run(cmd, check=True, cwd=PROTOS, stdout=subprocess.DEVNULL)
     for path in out.rglob("*.py*"):
         text = IMPORT_RE.sub(r"\1 fleet_emulator._gen.\2\3", path.read_text())
@@ -65,21 +70,23 @@ def differences(left: Path, right: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed code is stale")
+    parser.add_argument("--target", type=Path, default=TARGET, help="folder of the generated package")
     args = parser.parse_args()
+    target: Path = args.target
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "_gen"
         fresh.mkdir()
         generate(fresh)
         if args.check:
-            stale = differences(fresh, TARGET)
+            stale = differences(fresh, target)
             if stale:
                 print("generated code is stale; run `make gen` and commit:", *stale, sep="\n  ")
                 return 1
             print("generated code is up to date")
             return 0
-        shutil.rmtree(TARGET, ignore_errors=True)
-        shutil.copytree(fresh, TARGET)
-    print(f"generated {sum(1 for _ in TARGET.rglob('*.py*'))} files into {TARGET.relative_to(ROOT)}")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(fresh, target)
+    print(f"generated {sum(1 for _ in target.rglob('*.py*'))} files into {target}")
     return 0
 
 

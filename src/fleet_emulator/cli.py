@@ -1,4 +1,4 @@
-"""The ``fleet-emulator`` command line: ``serve`` starts the emulator; every option has an environment variable.
+"""The ``fleet-emulator`` command line: ``serve`` starts the emulator; options have environment variables.
 
 Built on click, which shows each option's environment variable in ``--help``.
 """
@@ -26,14 +26,33 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="0.0.0.0", show_envvar=True, help="Address to listen on.")
-@click.option("--port", default=50051, type=click.IntRange(0, 65535), show_envvar=True,
-              help="gRPC port for the API, health and reflection (0 picks a free port).")  # fmt: skip
-@click.option("--backend", default="memory", type=click.Choice(BACKENDS), show_envvar=True,
-              help="Where state lives: 'memory' (in this process).")  # fmt: skip
-@click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), show_envvar=True,
-              help="Scenario YAML to load at start and on reset. [default: the bundled demo fleet]")  # fmt: skip
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
-              show_envvar=True, help="Log verbosity.")  # fmt: skip
+@click.option(
+    "--port",
+    default=50051,
+    type=click.IntRange(0, 65535),
+    show_envvar=True,
+    help="gRPC port for the API, health and reflection (0 picks a free port).",
+)
+@click.option(
+    "--backend",
+    default="memory",
+    type=click.Choice(BACKENDS),
+    show_envvar=True,
+    help="Where state lives: 'memory' (in this process).",
+)
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    show_envvar=True,
+    help="Scenario YAML to load at start and on reset. [default: the bundled demo fleet]",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    show_envvar=True,
+    help="Log verbosity.",
+)
 def serve(host: str, port: int, backend: str, scenario: Path | None, log_level: str) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

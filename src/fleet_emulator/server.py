@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -45,12 +46,14 @@ def make_store(settings: Settings) -> StateStore:
 
 
 class Emulator:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, store: StateStore | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = make_store(settings)
+        self.store = store or make_store(settings)
         self.service = FleetService(self.store, self.clock)
-        self.health = health.aio.HealthServicer()
+        self.health = health_aio.HealthServicer()
         self.server = grpc.aio.server(interceptors=[CallScopeInterceptor((PACKAGE_PREFIX,))])
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
@@ -76,9 +79,14 @@ class Emulator:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "fleet emulator serving %s on %s:%d (backend %s, scenario %s: %d fleets, %d vehicles)",
-            ", ".join(v.name for v in VERSIONS), self.settings.host, self.port, self.settings.backend,
-            scenario.name, len(scenario.fleets), len(scenario.vehicles),
-        )  # fmt: skip
+            ", ".join(v.name for v in VERSIONS),
+            self.settings.host,
+            self.port,
+            self.settings.backend,
+            scenario.name,
+            len(scenario.fleets),
+            len(scenario.vehicles),
+        )
         return self.port
 
     async def stop(self) -> None:

@@ -1,1 +1,1 @@
-"""The gRPC boundary: per-version servicers, conversion to protobuf, and error mapping to google.rpc.Status."""
+"""The gRPC boundary: per-version servicers, protobuf conversion, error mapping to google.rpc.Status."""

@@ -31,7 +31,9 @@ def _details(error: domain.EmulatorError) -> list[Message]:
     if isinstance(error, domain.NotFound) and error.reason.resource_info:
         return [
             error_details_pb2.ResourceInfo(
-                resource_type=error.resource_type, resource_name=error.resource_name, description=error.message
+                resource_type=error.resource_type,
+                resource_name=error.resource_name,
+                description=error.message,
             )
         ]
     if isinstance(error, domain.FailedPrecondition):

@@ -64,7 +64,13 @@ class NotFound(EmulatorError):
     code = Code.NOT_FOUND
 
     def __init__(
-        self, reason: Reason, message: str, *, resource_type: str = "", resource_name: str = "", **metadata: str
+        self,
+        reason: Reason,
+        message: str,
+        *,
+        resource_type: str = "",
+        resource_name: str = "",
+        **metadata: str,
     ) -> None:
         super().__init__(reason, message, **metadata)
         self.resource_type = resource_type

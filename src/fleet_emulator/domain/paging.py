@@ -29,7 +29,11 @@ class PageCursor:
     expires_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        return {"binding": self.binding, "after_key": self.after_key, "expires_at": self.expires_at.isoformat()}
+        return {
+            "binding": self.binding,
+            "after_key": self.after_key,
+            "expires_at": self.expires_at.isoformat(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PageCursor:

@@ -93,7 +93,9 @@ INTERNAL_ERROR = Reason(
 )
 
 CATALOGUE: dict[str, Reason] = {
-    r.name: r for r in globals().values() if isinstance(r, Reason)  # every Reason defined above
+    r.name: r
+    for r in globals().values()
+    if isinstance(r, Reason)  # every Reason defined above
 }
 
 

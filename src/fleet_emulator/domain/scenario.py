@@ -23,9 +23,21 @@ import yaml
 
 from fleet_emulator.domain import models
 from fleet_emulator.domain.models import Fleet, Vehicle
+from fleet_emulator.domain.validation import FLEET_ID_PATTERN
 
 E = TypeVar("E", bound=Enum)
 DEMO = "demo.yaml"
+STATE_ENUMS: dict[str, type[Enum]] = {
+    "connectivity": models.ConnectivityState,
+    "operational_status": models.OperationalStatus,
+    "lock_state": models.LockState,
+}
+DOOR_POSITIONS = (
+    models.DoorPosition.FRONT_LEFT,
+    models.DoorPosition.FRONT_RIGHT,
+    models.DoorPosition.SLIDING_RIGHT,
+    models.DoorPosition.TAILGATE,
+)
 
 
 class ScenarioError(ValueError):
@@ -81,14 +93,16 @@ class _Parser:
             fleet = self.fleet(raw, where)
             fleets.append(fleet)
             vehicles += self.fleet_vehicles(raw, fleet, where, rng)
-        ids = [v.id for v in vehicles]
-        if len(set(ids)) != len(ids):
-            raise self.fail("fleets", "vehicle ids must be unique")
+        for kind, ids in (("fleet", [f.id for f in fleets]), ("vehicle", [v.id for v in vehicles])):
+            if len(set(ids)) != len(ids):
+                raise self.fail("fleets", f"{kind} ids must be unique")
         return Scenario(str(data.get("name", "unnamed")), tuple(fleets), tuple(vehicles))
 
     def fleet(self, raw: dict[str, Any], where: str) -> Fleet:
         if "id" not in raw:
             raise self.fail(f"{where}.id", "is required")
+        if not FLEET_ID_PATTERN.match(str(raw["id"])):
+            raise self.fail(f"{where}.id", "must be lowercase letters, digits or hyphens")
         return Fleet(
             id=str(raw["id"]),
             display_name=str(raw.get("display_name", raw["id"])),
@@ -102,7 +116,7 @@ class _Parser:
     ) -> list[Vehicle]:
         area = self.mapping(raw.get("area", {}), f"{where}.area")
         spec = self.spec(raw.get("vehicle_spec", {}), f"{where}.vehicle_spec")
-        result = []
+        result: list[Vehicle] = []
         for j, item in enumerate(raw.get("vehicles") or []):
             item_where = f"{where}.vehicles[{j}]"
             base = _generated(rng, fleet.id, str(len(result) + 1), spec, area, self.now)
@@ -143,9 +157,7 @@ class _Parser:
             elif key == "spec":
                 changes["spec"] = dataclasses.replace(base.spec, **vars(self.spec(value, at)))
             elif key in ("connectivity", "operational_status", "lock_state"):
-                kind = {"connectivity": models.ConnectivityState, "operational_status": models.OperationalStatus,
-                        "lock_state": models.LockState}[key]  # fmt: skip
-                changes[key] = self.enum(kind, value, at)
+                changes[key] = self.enum(STATE_ENUMS[key], value, at)
             elif key in ("location", "battery"):
                 changes[key] = self.part(key, value, getattr(base, key), at)
             else:
@@ -163,7 +175,12 @@ class _Parser:
 
 
 def _generated(
-    rng: random.Random, fleet_id: str, label: str, spec: models.VehicleSpec, area: dict[str, Any], now: datetime
+    rng: random.Random,
+    fleet_id: str,
+    label: str,
+    spec: models.VehicleSpec,
+    area: dict[str, Any],
+    now: datetime,
 ) -> Vehicle:
     """A vehicle in a plausible, varied state, drawn from ``rng``."""
     lat0, lon0 = float(area.get("latitude", 53.5511)), float(area.get("longitude", 9.9937))
@@ -177,19 +194,19 @@ def _generated(
         connectivity = models.ConnectivityState.ONLINE
     soc = round(rng.uniform(12, 100), 1)
     moving = status is models.OperationalStatus.ON_MISSION
-    doors = tuple(
-        models.Door(p, models.DoorState.CLOSED)
-        for p in (models.DoorPosition.FRONT_LEFT, models.DoorPosition.FRONT_RIGHT,
-                  models.DoorPosition.SLIDING_RIGHT, models.DoorPosition.TAILGATE)
-    )  # fmt: skip
-    charging = models.ChargingState.CHARGING if status is models.OperationalStatus.CHARGING else (
-        models.ChargingState.NOT_CHARGING)  # fmt: skip
+    doors = tuple(models.Door(p, models.DoorState.CLOSED) for p in DOOR_POSITIONS)
+    charging = models.ChargingState.NOT_CHARGING
+    if status is models.OperationalStatus.CHARGING:
+        charging = models.ChargingState.CHARGING
     return Vehicle(
         id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         label=label,
         fleet_id=fleet_id,
-        spec=dataclasses.replace(spec, license_plate=f"{spec.license_plate}{label}" if spec.license_plate else "",
-                                 vin=f"WV2ZZZ{rng.getrandbits(40):011X}"),  # fmt: skip
+        spec=dataclasses.replace(
+            spec,
+            license_plate=f"{spec.license_plate}{label}" if spec.license_plate else "",
+            vin=f"WV2ZZZ{rng.getrandbits(40):011X}",
+        ),
         connectivity=connectivity,
         operational_status=status,
         location=models.Location(

@@ -51,9 +51,8 @@ class FleetService:
         violations = Violations()
         size = paging.check_page_size(page_size, violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
-        page = await self._page(
-            paging.binding_of("ListFleets"), page_token, size, lambda after, n: self.store.list_fleets(after, n)
-        )
+        binding = paging.binding_of("ListFleets")
+        page = await self._page(binding, page_token, size, self.store.list_fleets)
         views = [FleetView(f, await self.store.count_vehicles(f.id)) for f in page.items]
         return Page(views, page.next_page_token)
 
@@ -125,4 +124,3 @@ class FleetService:
         cursor = paging.PageCursor(binding, items[-1].id, self.clock.now() + paging.TOKEN_LIFETIME)
         await self.store.save_cursor(next_token, cursor, paging.TOKEN_LIFETIME * 2)
         return Page(items, next_token)
-

@@ -1,0 +1,49 @@
+"""Health (grpc.health.v1): NOT_SERVING until the backend is ready, SERVING after, NOT_SERVING on stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fleet_emulator.backends.memory import MemoryStateStore
+from fleet_emulator.server import Emulator, Settings
+
+SERVICES = ["", "moia.fleet.state.v1beta4.FleetStateService", "moia.fleet.state.v2.FleetStateService"]
+
+
+class SlowToStartStore(MemoryStateStore):
+    """A memory store whose ping waits until the test lets it answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    async def ping(self) -> None:
+        self.asked.set()
+        await self.ready.wait()
+
+
+async def statuses(channel: grpc.aio.Channel) -> list[str]:
+    stub = health_pb2_grpc.HealthStub(channel)
+    answers = [await stub.Check(health_pb2.HealthCheckRequest(service=s)) for s in SERVICES]
+    return [health_pb2.HealthCheckResponse.ServingStatus.Name(a.status) for a in answers]
+
+
+async def test_not_serving_until_the_backend_is_ready_then_serving_then_not_on_stop() -> None:
+    store = SlowToStartStore()
+    emulator = Emulator(Settings(host="127.0.0.1", port=0, grace_seconds=0.1), store=store)
+    starting = asyncio.create_task(emulator.start())
+    await store.asked.wait()  # the server is bound and started before it checks the backend
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{emulator.port}") as channel:
+        await channel.channel_ready()
+        assert await statuses(channel) == ["NOT_SERVING"] * 3
+        store.ready.set()
+        await starting
+        assert await statuses(channel) == ["SERVING"] * 3
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        await emulator.stop()
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -1,0 +1,66 @@
+"""Scenario loading: the demo is deterministic and realistic; bad files get errors naming file and field."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fleet_emulator.domain.models import ConnectivityState, OperationalStatus
+from fleet_emulator.domain.scenario import ScenarioError, load_scenario
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def test_demo_is_deterministic_and_mixed() -> None:
+    first, second = load_scenario(None, NOW), load_scenario(None, NOW)
+    assert first == second
+    assert [f.id for f in first.fleets] == ["hamburg", "hanover"]
+    hamburg = [v for v in first.vehicles if v.fleet_id == "hamburg"]
+    assert len(hamburg) >= 20
+    assert len(Counter(v.connectivity for v in hamburg)) == 3, "online, asleep and offline vehicles"
+    assert len({v.operational_status for v in hamburg}) >= 3
+    assert all(53.4 < v.location.latitude < 53.7 for v in hamburg), "around Hamburg"
+    seed_vehicle = next(v for v in hamburg if v.label == "429")
+    assert seed_vehicle.id == "94d36e21-ca69-4a5b-b2b7-8068122e7362"
+    assert seed_vehicle.connectivity is ConnectivityState.ONLINE
+    assert seed_vehicle.operational_status is OperationalStatus.ON_MISSION
+
+
+def test_etag_changes_with_content_and_only_with_it() -> None:
+    vehicles = load_scenario(None, NOW).vehicles
+    assert len({v.etag for v in vehicles}) == len(vehicles)
+    assert load_scenario(None, NOW).vehicles[0].etag == vehicles[0].etag
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (
+            "fleets:\n  - id: x\n    vehicles:\n      - {connectivity: SOMETIMES}\n",
+            "fleets[0].vehicles[0].connectivity",
+        ),
+        ("fleets:\n  - id: x\n    vehicles:\n      - {id: not-a-uuid}\n", "fleets[0].vehicles[0].id"),
+        ("fleets:\n  - id: x\n    vehicles:\n      - {colour: red}\n", "fleets[0].vehicles[0].colour"),
+        ("fleets:\n  - city: Nowhere\n", "fleets[0].id"),
+        ("fleets:\n  - id: x\n    vehicle_spec: {wheels: 6}\n", "fleets[0].vehicle_spec"),
+        ("fleets: [1]\n", "fleets[0]"),
+        ("fleets:\n  - id: Big City\n", "fleets[0].id"),
+        ("fleets:\n  - id: a\n  - id: a\n", "fleet ids must be unique"),
+        ("fleets: [\n", "not valid YAML"),
+    ],
+)
+def test_errors_name_the_file_and_the_field(tmp_path: Path, body: str, where: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(body)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path, NOW)
+    assert str(path) in str(caught.value)
+    assert where in str(caught.value)
+
+
+def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "absent.yaml", NOW)
