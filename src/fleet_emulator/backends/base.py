@@ -25,6 +25,13 @@ class StateStore(Protocol):
         """Remove every fleet, vehicle and page cursor."""
         ...
 
+    async def claim_seeding(self) -> bool:
+        """True for the first caller since the store was created empty or cleared, False for any later one.
+
+        A replica that starts against state that is already there (Redis) leaves it alone.
+        """
+        ...
+
     async def put_fleet(self, fleet: Fleet) -> None: ...
 
     async def get_fleet(self, fleet_id: str) -> Fleet | None: ...

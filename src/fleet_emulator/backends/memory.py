@@ -26,6 +26,7 @@ class MemoryStateStore:
         self._vehicles: dict[str, Vehicle] = {}
         self._vehicle_ids: dict[str, list[str]] = {}
         self._cursors: OrderedDict[str, PageCursor] = OrderedDict()
+        self._seeded = False
 
     async def ping(self) -> None:
         return None
@@ -35,6 +36,10 @@ class MemoryStateStore:
 
     async def clear(self) -> None:
         self._reset()
+
+    async def claim_seeding(self) -> bool:
+        first, self._seeded = not self._seeded, True
+        return first
 
     async def put_fleet(self, fleet: Fleet) -> None:
         if fleet.id not in self._fleets:

@@ -1,0 +1,92 @@
+"""The state-store contract, run against every backend (memory and a real Redis)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from fleet_emulator.backends.base import StateStore
+from fleet_emulator.domain.models import ConnectivityState, Fleet, Vehicle
+from fleet_emulator.domain.paging import PageCursor
+from fleet_emulator.domain.scenario import load_scenario
+
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+def vehicle(n: int, fleet_id: str = "a") -> Vehicle:
+    return Vehicle(id=f"00000000-0000-4000-8000-{n:012d}", label=str(n), fleet_id=fleet_id).stamped(NOW)
+
+
+async def fill(store: StateStore) -> None:
+    for fleet_id in ("b", "a", "c"):
+        await store.put_fleet(Fleet(fleet_id, fleet_id.upper(), "City", "UTC", NOW))
+    for n in (5, 1, 3, 2, 4):
+        await store.put_vehicle(vehicle(n))
+    await store.put_vehicle(vehicle(9, "b"))
+
+
+async def test_ping_answers(store: StateStore) -> None:
+    await store.ping()
+
+
+async def test_round_trips_every_field_of_the_demo(store: StateStore) -> None:
+    scenario = load_scenario(None, NOW)
+    for fleet in scenario.fleets:
+        await store.put_fleet(fleet)
+    for v in scenario.vehicles:
+        await store.put_vehicle(v)
+    for fleet in scenario.fleets:
+        assert await store.get_fleet(fleet.id) == fleet
+    for v in scenario.vehicles:
+        assert await store.get_vehicle(v.id) == v
+
+
+async def test_lists_in_id_order_after_a_key(store: StateStore) -> None:
+    await fill(store)
+    assert [f.id for f in await store.list_fleets("", 10)] == ["a", "b", "c"]
+    assert [f.id for f in await store.list_fleets("a", 1)] == ["b"]
+    assert [v.label for v in await store.list_vehicles("a", "", 3)] == ["1", "2", "3"]
+    assert [v.label for v in await store.list_vehicles("a", vehicle(3).id, 10)] == ["4", "5"]
+    assert await store.list_vehicles("a", vehicle(5).id, 10) == []
+    assert await store.list_vehicles("nope", "", 10) == []
+    assert await store.count_vehicles("a") == 5
+    assert await store.count_vehicles("b") == 1
+    assert await store.count_vehicles("nope") == 0
+
+
+async def test_put_replaces_and_moves_between_fleets(store: StateStore) -> None:
+    await fill(store)
+    changed = dataclasses.replace(vehicle(2), connectivity=ConnectivityState.ASLEEP).stamped(NOW)
+    await store.put_vehicle(changed)
+    assert await store.get_vehicle(changed.id) == changed
+    assert await store.count_vehicles("a") == 5
+    moved = dataclasses.replace(changed, fleet_id="b")
+    await store.put_vehicle(moved)
+    assert [v.label for v in await store.list_vehicles("a", "", 10)] == ["1", "3", "4", "5"]
+    assert [v.label for v in await store.list_vehicles("b", "", 10)] == ["2", "9"]
+
+
+async def test_delete_vehicle_and_fleet(store: StateStore) -> None:
+    await fill(store)
+    assert await store.delete_vehicle(vehicle(3).id) is True
+    assert await store.delete_vehicle(vehicle(3).id) is False
+    assert await store.get_vehicle(vehicle(3).id) is None
+    assert await store.count_vehicles("a") == 4
+    assert await store.delete_fleet("a") is True
+    assert await store.delete_fleet("a") is False
+    assert await store.get_fleet("a") is None
+    assert await store.get_vehicle(vehicle(1).id) is None
+    assert [f.id for f in await store.list_fleets("", 10)] == ["b", "c"]
+    assert await store.get_vehicle(vehicle(9, "b").id) is not None
+
+
+async def test_cursors_round_trip_and_clear_forgets_everything(store: StateStore) -> None:
+    await fill(store)
+    cursor = PageCursor("binding", vehicle(2).id, NOW + timedelta(hours=1))
+    await store.save_cursor("t-1", cursor, timedelta(hours=2))
+    assert await store.load_cursor("t-1") == cursor
+    assert await store.load_cursor("t-2") is None
+    await store.clear()
+    assert await store.list_fleets("", 10) == []
+    assert await store.get_vehicle(vehicle(1).id) is None
+    assert await store.load_cursor("t-1") is None
