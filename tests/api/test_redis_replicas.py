@@ -13,7 +13,7 @@ from fleet_emulator.server import Emulator, Settings
 
 
 @asynccontextmanager
-async def replica(redis_url: str) -> AsyncIterator[pb_grpc.FleetStateServiceStub]:
+async def replica(redis_url: str) -> AsyncIterator[pb_grpc.FleetStateServiceAsyncStub]:
     emulator = Emulator(Settings(host="127.0.0.1", port=0, backend="redis", redis_url=redis_url))
     await emulator.start()
     try:
