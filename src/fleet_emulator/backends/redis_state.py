@@ -18,8 +18,9 @@ import redis.exceptions
 
 from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.domain import reasons
+from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.errors import Unavailable
-from fleet_emulator.domain.models import Fleet, Vehicle, fleet_from_dict, to_dict, vehicle_from_dict
+from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 
 P = ParamSpec("P")
@@ -87,14 +88,14 @@ class RedisStateStore:
     @mapped
     async def put_fleet(self, fleet: Fleet) -> None:
         async with self.client.pipeline(transaction=True) as tx:
-            tx.hset(self.keys.fleets, fleet.id, json.dumps(to_dict(fleet)))
+            tx.hset(self.keys.fleets, fleet.id, json.dumps(encode(fleet)))
             tx.zadd(self.keys.fleet_ids, {fleet.id: 0})
             await tx.execute()
 
     @mapped
     async def get_fleet(self, fleet_id: str) -> Fleet | None:
         raw = await self.client.hget(self.keys.fleets, fleet_id)
-        return fleet_from_dict(json.loads(raw)) if raw else None
+        return decode_as(Fleet, json.loads(raw)) if raw else None
 
     async def _page(self, ids_key: str, items_key: str, after_id: str, limit: int) -> list[dict[str, Any]]:
         """JSON items whose ids follow ``after_id`` in the sorted set ``ids_key``, from hash ``items_key``."""
@@ -106,7 +107,7 @@ class RedisStateStore:
     @mapped
     async def list_fleets(self, after_id: str, limit: int) -> list[Fleet]:
         items = await self._page(self.keys.fleet_ids, self.keys.fleets, after_id, limit)
-        return [fleet_from_dict(i) for i in items]
+        return [decode_as(Fleet, i) for i in items]
 
     @mapped
     async def delete_fleet(self, fleet_id: str) -> bool:
@@ -127,19 +128,19 @@ class RedisStateStore:
         async with self.client.pipeline(transaction=True) as tx:
             if old is not None and old.fleet_id != vehicle.fleet_id:
                 tx.zrem(self.keys.fleet_vehicle_ids(old.fleet_id), vehicle.id)
-            tx.hset(self.keys.vehicles, vehicle.id, json.dumps(to_dict(vehicle)))
+            tx.hset(self.keys.vehicles, vehicle.id, json.dumps(encode(vehicle)))
             tx.zadd(self.keys.fleet_vehicle_ids(vehicle.fleet_id), {vehicle.id: 0})
             await tx.execute()
 
     @mapped
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None:
         raw = await self.client.hget(self.keys.vehicles, vehicle_id)
-        return vehicle_from_dict(json.loads(raw)) if raw else None
+        return decode_as(Vehicle, json.loads(raw)) if raw else None
 
     @mapped
     async def list_vehicles(self, fleet_id: str, after_id: str, limit: int) -> list[Vehicle]:
         items = await self._page(self.keys.fleet_vehicle_ids(fleet_id), self.keys.vehicles, after_id, limit)
-        return [vehicle_from_dict(i) for i in items]
+        return [decode_as(Vehicle, i) for i in items]
 
     @mapped
     async def count_vehicles(self, fleet_id: str) -> int:
@@ -159,9 +160,9 @@ class RedisStateStore:
 
     @mapped
     async def save_cursor(self, token: str, cursor: PageCursor, keep_for: timedelta) -> None:
-        await self.client.set(self.keys.cursor(token), json.dumps(cursor.to_dict()), px=keep_for)
+        await self.client.set(self.keys.cursor(token), json.dumps(encode(cursor)), px=keep_for)
 
     @mapped
     async def load_cursor(self, token: str) -> PageCursor | None:
         raw: Any = await self.client.get(self.keys.cursor(token))
-        return PageCursor.from_dict(json.loads(raw)) if raw else None
+        return decode_as(PageCursor, json.loads(raw)) if raw else None

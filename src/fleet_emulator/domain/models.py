@@ -2,7 +2,7 @@
 
 Plain frozen dataclasses and enums, independent of any API version. Enum member names equal the proto
 value names without their prefix (``ConnectivityState.ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``), which lets
-the version adapters convert by name. ``to_dict``/``from_dict`` give the JSON form the backends store.
+the version adapters convert by name. ``codec.py`` gives the JSON form the backends store.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+
+from fleet_emulator.domain.codec import encode
 
 
 class ConnectivityState(enum.Enum):
@@ -137,42 +138,5 @@ class Vehicle:
     def stamped(self, now: datetime) -> Vehicle:
         """This vehicle with ``update_time`` set to ``now`` and an etag computed from its content."""
         changed = dataclasses.replace(self, update_time=now, etag="")
-        digest = hashlib.sha256(json.dumps(to_dict(changed), sort_keys=True).encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps(encode(changed), sort_keys=True).encode()).hexdigest()
         return dataclasses.replace(changed, etag=f'W/"{digest[:16]}"')
-
-
-def to_dict(value: Any) -> Any:
-    """JSON-ready form of a domain value (dataclasses, enums by name, datetimes as ISO 8601)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [to_dict(v) for v in value]
-    return value
-
-
-def fleet_from_dict(data: dict[str, Any]) -> Fleet:
-    return Fleet(**{**data, "update_time": datetime.fromisoformat(data["update_time"])})
-
-
-def vehicle_from_dict(data: dict[str, Any]) -> Vehicle:
-    spec = dict(data["spec"], automation_level=AutomationLevel[data["spec"]["automation_level"]])
-    loc = dict(data["location"], recorded_time=datetime.fromisoformat(data["location"]["recorded_time"]))
-    battery = dict(data["battery"], charging_state=ChargingState[data["battery"]["charging_state"]])
-    return Vehicle(
-        id=data["id"],
-        label=data["label"],
-        fleet_id=data["fleet_id"],
-        spec=VehicleSpec(**spec),
-        connectivity=ConnectivityState[data["connectivity"]],
-        operational_status=OperationalStatus[data["operational_status"]],
-        location=Location(**loc),
-        battery=Battery(**battery),
-        lock_state=LockState[data["lock_state"]],
-        doors=tuple(Door(DoorPosition[d["position"]], DoorState[d["state"]]) for d in data["doors"]),
-        update_time=datetime.fromisoformat(data["update_time"]),
-        etag=data["etag"],
-    )

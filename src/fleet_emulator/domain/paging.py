@@ -12,7 +12,6 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import FieldViolation, InvalidArgument, NotFound, Violations
@@ -27,17 +26,6 @@ class PageCursor:
     binding: str
     after_key: str
     expires_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "binding": self.binding,
-            "after_key": self.after_key,
-            "expires_at": self.expires_at.isoformat(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PageCursor:
-        return cls(data["binding"], data["after_key"], datetime.fromisoformat(data["expires_at"]))
 
 
 def check_page_size(requested: int, violations: Violations) -> int:

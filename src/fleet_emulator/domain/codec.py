@@ -1,0 +1,66 @@
+"""JSON form of domain values, used by the backends that store them as text (Redis).
+
+``encode`` turns dataclasses into dicts, enums into their names, datetimes into ISO 8601 and tuples into
+lists; ``decode`` reverses it for a given dataclass type by reading the field types, so a new field needs
+no codec change. Unions of dataclasses (an event's change) are tagged with ``kind``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from datetime import datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+KIND = "kind"
+
+
+def encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [encode(v) for v in value]
+    return value
+
+
+def encode_tagged(value: Any) -> dict[str, Any]:
+    """A dataclass member of a union, with its class name under ``kind``."""
+    return {KIND: type(value).__name__, **encode(value)}
+
+
+def decode(kind: Any, data: Any) -> Any:
+    """The value of type ``kind`` whose JSON form is ``data``."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        if data is None:
+            return None
+        if len(options) == 1:
+            return decode(options[0], data)
+        by_name = {k.__name__: k for k in options}
+        return decode(by_name[data[KIND]], {k: v for k, v in data.items() if k != KIND})
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        return tuple(decode(item, v) for v in data)
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: decode(hints[f.name], data[f.name]) for f in dataclasses.fields(kind)})
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind[data]
+    if kind is datetime:
+        return datetime.fromisoformat(data)
+    if kind is float:
+        return float(data)
+    return data
+
+
+def decode_as(kind: type[T], data: Any) -> T:
+    value: T = decode(kind, data)
+    return value
