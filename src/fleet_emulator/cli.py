@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
+from fleet_emulator.backends.factory import BACKENDS
 from fleet_emulator.domain.scenario import ScenarioError
-from fleet_emulator.server import BACKENDS, Emulator, Settings
+from fleet_emulator.server import Emulator, Settings
 
 ENV_PREFIX = "FLEET_EMULATOR"
 

@@ -19,17 +19,14 @@ from grpc_reflection.v1alpha import reflection
 
 from fleet_emulator.api.call_scope import CallScopeInterceptor
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
-from fleet_emulator.backends.base import StateStore
-from fleet_emulator.backends.memory import MemoryStateStore
-from fleet_emulator.backends.redis_state import RedisStateStore
+from fleet_emulator.backends.base import Backend
+from fleet_emulator.backends.factory import make_backend
 from fleet_emulator.domain.clock import Clock, SystemClock
 from fleet_emulator.domain.errors import Unavailable
 from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.service import FleetService
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("memory", "redis")
 
 
 @dataclass(frozen=True)
@@ -42,22 +39,14 @@ class Settings:
     grace_seconds: float = 5.0
 
 
-def make_store(settings: Settings) -> StateStore:
-    if settings.backend == "memory":
-        return MemoryStateStore()
-    if settings.backend == "redis":
-        return RedisStateStore.from_url(settings.redis_url)
-    raise ValueError(f"unknown backend {settings.backend!r}; expected one of {', '.join(BACKENDS)}")
-
-
 class Emulator:
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, store: StateStore | None = None
+        self, settings: Settings, clock: Clock | None = None, backend: Backend | None = None
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = store or make_store(settings)
-        self.service = FleetService(self.store, self.clock)
+        self.backend = backend or make_backend(settings.backend, settings.redis_url)
+        self.service = FleetService(self.backend.state, self.clock)
         self.health = health_aio.HealthServicer()
         self.server = grpc.aio.server(interceptors=[CallScopeInterceptor((PACKAGE_PREFIX,))])
         self.service_names = [v.service_name for v in VERSIONS]
@@ -97,7 +86,7 @@ class Emulator:
         delay = 0.1
         while True:
             try:
-                await self.store.ping()
+                await self.backend.state.ping()
                 return
             except Unavailable as exc:
                 log.warning("backend not ready (%s); retrying in %.1fs", exc.message, delay)
@@ -107,7 +96,7 @@ class Emulator:
     async def stop(self) -> None:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.settings.grace_seconds)
-        await self.store.close()
+        await self.backend.close()
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Start, then serve until ``stop`` is set, then stop gracefully."""

@@ -7,7 +7,9 @@ import asyncio
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.memory import MemoryStateStore
+from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.server import Emulator, Settings
 
 SERVICES = ["", "moia.fleet.state.v1beta4.FleetStateService", "moia.fleet.state.v2.FleetStateService"]
@@ -34,7 +36,8 @@ async def statuses(channel: grpc.aio.Channel) -> list[str]:
 
 async def test_not_serving_until_the_backend_is_ready_then_serving_then_not_on_stop() -> None:
     store = SlowToStartStore()
-    emulator = Emulator(Settings(host="127.0.0.1", port=0, grace_seconds=0.1), store=store)
+    backend = Backend(store, MemoryEventLog(), MemoryStateFeed())
+    emulator = Emulator(Settings(host="127.0.0.1", port=0, grace_seconds=0.1), backend=backend)
     starting = asyncio.create_task(emulator.start())
     await store.asked.wait()  # the server is bound and started before it checks the backend
     async with grpc.aio.insecure_channel(f"127.0.0.1:{emulator.port}") as channel:

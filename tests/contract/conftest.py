@@ -6,16 +6,30 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fleet_emulator.backends.base import StateStore
-from fleet_emulator.backends.memory import MemoryStateStore
-from fleet_emulator.backends.redis_state import RedisStateStore
+from fleet_emulator.backends.base import Backend, EventLog, StateFeed, StateStore
+from fleet_emulator.backends.factory import memory_backend, redis_backend
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "memory":
-        yield MemoryStateStore()
-        return
-    redis_store = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
-    yield redis_store
-    await redis_store.close()
+        made = memory_backend()
+    else:
+        made = redis_backend(request.getfixturevalue("redis_url"))
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> StateStore:
+    return backend.state
+
+
+@pytest.fixture
+def events(backend: Backend) -> EventLog:
+    return backend.events
+
+
+@pytest.fixture
+def feed(backend: Backend) -> StateFeed:
+    return backend.feed

@@ -1,15 +1,23 @@
-"""The backend protocol the domain service uses: one state store for fleets, vehicles and page cursors.
+"""The backend protocol the domain uses, in three parts bundled as a ``Backend``.
 
-Listing is key-set paginated: ``list_*`` return items whose id sorts after ``after_id``, in id order, at most
-``limit`` of them. Every implementation runs the one contract suite in ``tests/contract``. Backend-specific
-failures are mapped at the backend's boundary to ``domain.errors.Unavailable``.
+``StateStore`` keeps fleets, vehicles and page cursors; listing is key-set paginated (``list_*`` return
+items whose id sorts after ``after_id``, in id order, at most ``limit``). ``EventLog`` keeps the durable
+event streams, with Redis stream entry ids and a time-window retention. ``StateFeed`` fans the latest
+vehicle states out to live subscribers, conflated per vehicle. Every implementation runs the one contract
+suite in ``tests/contract``; backend-specific failures are mapped at the backend's boundary to
+``domain.errors.Unavailable``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from fleet_emulator.domain.events import Event, LogEntry
+from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 
@@ -59,3 +67,63 @@ class StateStore(Protocol):
         ...
 
     async def load_cursor(self, token: str) -> PageCursor | None: ...
+
+
+class EventLog(Protocol):
+    async def append(self, stream: str, event: Event, now: datetime, keep_after: datetime) -> MessageId:
+        """Append an event with an id at ``now`` (never below the last id) and drop entries before
+        ``keep_after``; each entry records the id of the entry appended before it."""
+        ...
+
+    async def read(self, stream: str, after: MessageId, limit: int, wait_s: float = 0.0) -> list[LogEntry]:
+        """Up to ``limit`` retained entries after ``after``, oldest first. With ``wait_s`` > 0 and none there
+        yet, wait up to that long for the first one (an empty list when none came)."""
+        ...
+
+    async def last_id(self, stream: str) -> MessageId:
+        """The id of the last entry ever appended to the stream, even if trimmed since; ZERO if none."""
+        ...
+
+    async def trim(self, stream: str, keep_after: datetime) -> None:
+        """Drop the entries whose id time is before ``keep_after``."""
+        ...
+
+    async def clear(self) -> None: ...
+
+
+class StateSubscription(Protocol):
+    pending: dict[str, Vehicle]
+    """States delivered but not yet taken: at most one per vehicle."""
+
+    def __aiter__(self) -> AsyncIterator[Vehicle]:
+        """The latest state of each changed vehicle, at most one pending per vehicle (conflation)."""
+        ...
+
+
+class StateFeed(Protocol):
+    async def publish(self, vehicle: Vehicle) -> None:
+        """Send a vehicle's new full state to every subscriber of its fleet, on every replica."""
+        ...
+
+    def subscribe(
+        self, fleet_id: str, vehicle_ids: Iterable[str] = ()
+    ) -> AbstractAsyncContextManager[StateSubscription]:
+        """Subscribe to a fleet's vehicles (all of them, or only ``vehicle_ids``) until the context ends."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    state: StateStore
+    events: EventLog
+    feed: StateFeed
+
+    async def clear(self) -> None:
+        await self.state.clear()
+        await self.events.clear()
+
+    async def close(self) -> None:
+        await self.feed.close()
+        await self.state.close()

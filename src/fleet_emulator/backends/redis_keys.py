@@ -3,12 +3,16 @@
 State: ``fleets`` and ``vehicles`` are hashes of id to JSON; ``fleet-ids`` and ``fleet:<id>:vehicle-ids``
 are sorted sets with score 0, read in lexicographic order for key-set pages; ``cursor:<token>`` holds a
 page cursor as JSON with an expiry;
-``seeded`` marks state that a replica has already loaded a scenario into.
+``seeded`` marks state that a replica has already loaded a scenario into. Durable streams are
+``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on ``state:<fleet>``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
 
 DEFAULT_PREFIX = "fleet-emulator"
 
@@ -39,7 +43,36 @@ class RedisKeys:
     def cursor(self, token: str) -> str:
         return f"{self.prefix}:cursor:{token}"
 
+    def stream(self, name: str) -> str:
+        return f"{self.prefix}:stream:{name}"
+
+    def stream_last(self, name: str) -> str:
+        return f"{self.prefix}:stream-last:{name}"
+
+    def state_channel(self, fleet_id: str) -> str:
+        return f"{self.prefix}:state:{fleet_id}"
+
     @property
-    def pattern(self) -> str:
-        """Glob matching every key above."""
-        return f"{self.prefix}:*"
+    def state_patterns(self) -> tuple[str, ...]:
+        """Globs matching every key of the state store (not the streams)."""
+        p = self.prefix
+        return (
+            f"{p}:fleets",
+            f"{p}:fleet-ids",
+            f"{p}:vehicles",
+            f"{p}:fleet:*",
+            f"{p}:cursor:*",
+            f"{p}:seeded",
+        )
+
+    @property
+    def stream_patterns(self) -> tuple[str, ...]:
+        return (f"{self.prefix}:stream:*", f"{self.prefix}:stream-last:*")
+
+    @staticmethod
+    async def delete_matching(client: aioredis.Redis, patterns: tuple[str, ...]) -> None:
+        """Delete every key matching one of the globs, in batches."""
+        for pattern in patterns:
+            batch: list[Any] = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            for start in range(0, len(batch), 1000):
+                await client.unlink(*batch[start : start + 1000])

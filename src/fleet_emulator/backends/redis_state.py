@@ -2,66 +2,28 @@
 
 Writes that touch several keys go in one MULTI/EXEC transaction. Key-set pages are ``ZRANGE ... BYLEX``
 over sorted sets of ids (score 0) followed by one ``HMGET``. Connection failures and time-outs of redis-py
-are mapped here, at the boundary, to ``Unavailable`` (``BACKEND_UNAVAILABLE`` with a retry delay).
+are mapped at this boundary (``redis_errors.py``) to ``Unavailable``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
+from fleet_emulator.backends.redis_errors import mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
-from fleet_emulator.domain import reasons
 from fleet_emulator.domain.codec import decode_as, encode
-from fleet_emulator.domain.errors import Unavailable
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 
-P = ParamSpec("P")
-R = TypeVar("R")
-RETRY_AFTER = timedelta(seconds=1)
-FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-
-
-def unavailable(exc: Exception) -> Unavailable:
-    return Unavailable(
-        reasons.BACKEND_UNAVAILABLE,
-        "the emulator's Redis backend is unreachable; retry later",
-        RETRY_AFTER,
-        cause=type(exc).__name__,
-    )
-
-
-def mapped(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn redis-py's connection errors into the domain's ``Unavailable``."""
-
-    @functools.wraps(method)
-    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except FAILURES as exc:
-            raise unavailable(exc) from exc
-
-    return call
-
 
 class RedisStateStore:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self.client = client
-        self.keys = keys or RedisKeys()
-
-    @classmethod
-    def from_url(cls, url: str, keys: RedisKeys | None = None) -> RedisStateStore:
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5, health_check_interval=5
-        )
-        return cls(client, keys)
+        self.keys = keys
 
     @mapped
     async def ping(self) -> None:
@@ -72,14 +34,7 @@ class RedisStateStore:
 
     @mapped
     async def clear(self) -> None:
-        batch: list[str] = []
-        async for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                await self.client.unlink(*batch)
-                batch = []
-        if batch:
-            await self.client.unlink(*batch)
+        await self.keys.delete_matching(self.client, self.keys.state_patterns)
 
     @mapped
     async def claim_seeding(self) -> bool:

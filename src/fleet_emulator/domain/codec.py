@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from datetime import datetime
@@ -20,7 +21,11 @@ KIND = "kind"
 
 def encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        tagged = _union_fields(type(value))
+        return {
+            f.name: (encode_tagged if f.name in tagged else encode)(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+        }
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, datetime):
@@ -33,6 +38,18 @@ def encode(value: Any) -> Any:
 def encode_tagged(value: Any) -> dict[str, Any]:
     """A dataclass member of a union, with its class name under ``kind``."""
     return {KIND: type(value).__name__, **encode(value)}
+
+
+@functools.cache
+def _union_fields(kind: type) -> frozenset[str]:
+    """Names of the fields of a dataclass whose type is a union of several dataclasses."""
+    hints = typing.get_type_hints(kind)
+    return frozenset(
+        name
+        for name, hint in hints.items()
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        and sum(dataclasses.is_dataclass(a) for a in typing.get_args(hint)) > 1
+    )
 
 
 def decode(kind: Any, data: Any) -> Any:

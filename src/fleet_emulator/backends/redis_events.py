@@ -1,0 +1,147 @@
+"""Redis Streams event log and pub/sub state feed, shared by every emulator replica on one Redis.
+
+Appending is one Lua script: the id is ``<now ms>-0``, or the last id's time with the next sequence when
+the clock has not moved past it (so ids follow the emulator's clock, virtual or not), the entry records
+its predecessor's id, ``MINID`` trims the retention window and the last id is kept in its own key so that it
+outlives trimming. Replay is ``XRANGE`` with an exclusive start; a waiting reader does its own ``XREAD
+BLOCK`` from its explicit cursor, never ``$``, and no consumer groups. The state feed publishes full states
+on one channel per fleet; each process runs one listener that delivers them to its local subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from fleet_emulator.backends.fanout import LocalFanout, Subscription
+from fleet_emulator.backends.memory_events import epoch_ms
+from fleet_emulator.backends.redis_errors import FAILURES, mapped, unavailable
+from fleet_emulator.backends.redis_keys import RedisKeys
+from fleet_emulator.domain.codec import decode_as, encode
+from fleet_emulator.domain.events import Event, LogEntry
+from fleet_emulator.domain.message_ids import ZERO, MessageId
+from fleet_emulator.domain.models import Vehicle
+
+log = logging.getLogger(__name__)
+
+APPEND = """
+local last = redis.call('GET', KEYS[2]) or '0-0'
+local dash = string.find(last, '-', 1, true)
+local last_ms = string.sub(last, 1, dash - 1)
+local id
+if tonumber(ARGV[1]) > tonumber(last_ms) then
+  id = ARGV[1] .. '-0'
+else
+  id = last_ms .. '-' .. tostring(tonumber(string.sub(last, dash + 1)) + 1)
+end
+redis.call('XADD', KEYS[1], 'MINID', '=', ARGV[2], id, 'prev', last, 'event', ARGV[3])
+redis.call('SET', KEYS[2], id)
+return id
+"""
+
+
+def _entries(raw: list[Any]) -> list[LogEntry]:
+    return [
+        LogEntry(
+            MessageId.parse(entry_id),
+            MessageId.parse(fields["prev"]),
+            decode_as(Event, json.loads(fields["event"])),
+        )
+        for entry_id, fields in raw
+    ]
+
+
+class RedisEventLog:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self._append = client.register_script(APPEND)
+
+    @mapped
+    async def append(self, stream: str, event: Event, now: datetime, keep_after: datetime) -> MessageId:
+        keys = [self.keys.stream(stream), self.keys.stream_last(stream)]
+        args: list[str | int] = [epoch_ms(now), epoch_ms(keep_after), json.dumps(encode(event))]
+        return MessageId.parse(await self._append(keys=keys, args=args))
+
+    @mapped
+    async def read(self, stream: str, after: MessageId, limit: int, wait_s: float = 0.0) -> list[LogEntry]:
+        key = self.keys.stream(stream)
+        raw: Any = await self.client.xrange(key, f"({after}", "+", count=limit)
+        if raw or wait_s <= 0:
+            return _entries(raw)
+        answer: Any = await self.client.xread({key: str(after)}, count=limit, block=int(wait_s * 1000))
+        return _entries(answer[0][1]) if answer else []
+
+    @mapped
+    async def last_id(self, stream: str) -> MessageId:
+        raw: Any = await self.client.get(self.keys.stream_last(stream))
+        return MessageId.parse(raw) if raw else ZERO
+
+    @mapped
+    async def trim(self, stream: str, keep_after: datetime) -> None:
+        await self.client.xtrim(self.keys.stream(stream), minid=str(epoch_ms(keep_after)), approximate=False)
+
+    @mapped
+    async def clear(self) -> None:
+        await self.keys.delete_matching(self.client, self.keys.stream_patterns)
+
+
+class RedisStateFeed:
+    """Publishes on ``state:<fleet>``; one listener task per process delivers to local subscribers."""
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self.fanout = LocalFanout()
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    @mapped
+    async def publish(self, vehicle: Vehicle) -> None:
+        await self.client.publish(self.keys.state_channel(vehicle.fleet_id), json.dumps(encode(vehicle)))
+
+    @asynccontextmanager
+    async def subscribe(self, fleet_id: str, vehicle_ids: Iterable[str] = ()) -> AsyncIterator[Subscription]:
+        await self._ensure_listener()
+        with self.fanout.subscription(fleet_id, vehicle_ids) as subscription:
+            yield subscription
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._subscribed = asyncio.Event()
+            self._listener = asyncio.create_task(self._listen(), name="redis-state-feed")
+        waiting = asyncio.ensure_future(self._subscribed.wait())
+        done, _ = await asyncio.wait({waiting, self._listener}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting not in done:
+            waiting.cancel()
+            error = self._listener.exception()
+            raise unavailable(error or ConnectionError("listener stopped"))
+
+    async def _listen(self) -> None:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(self.keys.state_channel("*"))
+            self._subscribed.set()
+            async for message in pubsub.listen():
+                self.fanout.deliver(decode_as(Vehicle, json.loads(message["data"])))
+        except FAILURES as exc:
+            log.warning("state feed lost Redis (%s); live state streams end with UNAVAILABLE", exc)
+            self.fanout.fail_all(unavailable(exc))
+            raise
+        finally:
+            with contextlib.suppress(*FAILURES):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *FAILURES):
+                await self._listener
