@@ -46,7 +46,9 @@ def generate(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *protos,
     ]
-    subprocess.run(cmd, check=True, cwd=PROTOS, stdout=subprocess.DEVNULL)
+    result = subprocess.run(cmd, cwd=PROTOS, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"protoc failed:\n{result.stderr}")
     for path in out.rglob("*.py*"):
         text = IMPORT_RE.sub(r"\1 fleet_emulator._gen.\2\3", path.read_text())
         path.write_text(text)

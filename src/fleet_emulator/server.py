@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -17,16 +18,22 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
+from fleet_emulator.api.admin import AdminServicer
 from fleet_emulator.api.call_scope import CallScopeInterceptor
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.factory import make_backend
 from fleet_emulator.domain.clock import Clock, SystemClock
+from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.errors import Unavailable
-from fleet_emulator.domain.scenario import load_scenario
-from fleet_emulator.domain.service import FleetService
+from fleet_emulator.domain.scenario import Scenario, load_scenario
+from fleet_emulator.domain.streams import DEFAULT_RETENTION, StreamSettings
 
 log = logging.getLogger(__name__)
+
+ADMIN_SERVICE: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+ADMIN_PACKAGE = "emulator.admin."
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class Settings:
     backend: str = "memory"
     scenario: Path | None = None
     redis_url: str = "redis://localhost:6379/0"
+    retention: timedelta = DEFAULT_RETENTION
     grace_seconds: float = 5.0
 
 
@@ -46,12 +54,22 @@ class Emulator:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.backend = backend or make_backend(settings.backend, settings.redis_url)
-        self.service = FleetService(self.backend.state, self.clock)
+        self.emulation = Emulation.build(
+            self.backend, self.clock, StreamSettings(retention=settings.retention)
+        )
         self.health = health_aio.HealthServicer()
-        self.server = grpc.aio.server(interceptors=[CallScopeInterceptor((PACKAGE_PREFIX,))])
+        self.scenario = load_scenario(settings.scenario, self.clock.now())
+        self.server = grpc.aio.server(
+            interceptors=[CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE))],
+            options=[("grpc.so_reuseport", 0)],
+        )
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
-            version.register(self.server, self.service)
+            version.register(self.server, self.emulation)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(
+            AdminServicer(self.emulation, self.reset), self.server
+        )
+        self.service_names.append(ADMIN_SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
@@ -64,12 +82,11 @@ class Emulator:
 
     async def start(self) -> int:
         """Bind, serve, load the scenario, then report SERVING. Returns the bound port."""
-        scenario = load_scenario(self.settings.scenario, self.clock.now())
         self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         await self._wait_for_backend()
-        seeded = await self.service.seed(scenario)
+        seeded = await self.emulation.fleets.seed(self.scenario)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "fleet emulator serving %s on %s:%d (backend %s, %s)",
@@ -77,9 +94,14 @@ class Emulator:
             self.settings.host,
             self.port,
             self.settings.backend,
-            f"loaded scenario {scenario.name!r}" if seeded else "kept the state already in the backend",
+            f"loaded scenario {self.scenario.name!r}" if seeded else "kept the state already in the backend",
         )
         return self.port
+
+    async def reset(self) -> Scenario:
+        """Back to the loaded scenario: state, page tokens and event streams are forgotten."""
+        await self.emulation.reset(self.scenario)
+        return self.scenario
 
     async def _wait_for_backend(self) -> None:
         """Return once the backend answers, retrying with a capped back-off (health stays NOT_SERVING)."""

@@ -1,89 +1,210 @@
-"""Conversion between domain objects and the protobuf messages of one API version.
+"""Conversion between domain dataclasses and the protobuf messages of one API version, by field name.
 
-The versions differ only in data, described by a ``VersionAdapter``: the generated module, and the name
-and message type of the vehicle's static description (``configuration``/``VehicleConfiguration`` in v1beta4
-and v1, ``properties``/``VehicleProperties`` in v2). Enums convert by name: the domain member ``ONLINE`` is
-the proto value ``CONNECTIVITY_STATE_ONLINE``.
+A ``VersionAdapter`` holds what differs between versions as data: the generated module and the proto name
+of the vehicle's static description (``configuration`` in v1beta4 and v1, ``properties`` in v2; the domain
+calls it ``spec``). Everything else converts by matching names: dataclass fields to message fields, enum
+members to values (``ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``; values a domain enum does not know read as
+``UNSPECIFIED``), datetimes to Timestamps, and a union field to the oneof member named after the class
+(``LockChanged`` goes in ``lock_changed``). The conversion plan of each type is worked out once and cached.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
-from dataclasses import dataclass
-from datetime import datetime
-from types import ModuleType
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import message_factory, timestamp_pb2
+from google.protobuf.message import Message
 
-from fleet_emulator.domain import models
+from fleet_emulator.domain.events import Event
+from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.service import FleetView
+from fleet_emulator.domain.streams import vehicle_events_id
 
-
-@dataclass(frozen=True)
-class VersionAdapter:
-    name: str
-    pb: ModuleType
-    spec_field: str
-
-    def enum(self, value: enum.Enum) -> int:
-        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", type(value).__name__).upper()
-        number: int = getattr(self.pb, type(value).__name__).Value(f"{prefix}_{value.name}")
-        return number
-
-    def fleet(self, view: FleetView) -> Any:
-        f = view.fleet
-        return self.pb.Fleet(
-            id=f.id,
-            display_name=f.display_name,
-            city=f.city,
-            time_zone=f.time_zone,
-            vehicle_count=view.vehicle_count,
-            update_time=timestamp(f.update_time),
-        )
-
-    def vehicle(self, v: models.Vehicle) -> Any:
-        spec_type = self.pb.DESCRIPTOR.message_types_by_name["Vehicle"].fields_by_name[self.spec_field]
-        spec = getattr(self.pb, spec_type.message_type.name)(
-            make=v.spec.make,
-            model=v.spec.model,
-            model_year=v.spec.model_year,
-            automation_level=self.enum(v.spec.automation_level),
-            seats=v.spec.seats,
-            wheelchair_accessible=v.spec.wheelchair_accessible,
-            license_plate=v.spec.license_plate,
-            vin=v.spec.vin,
-            battery_capacity_kwh=v.spec.battery_capacity_kwh,
-        )
-        loc = v.location
-        return self.pb.Vehicle(
-            id=v.id,
-            label=v.label,
-            fleet_id=v.fleet_id,
-            connectivity=self.enum(v.connectivity),
-            operational_status=self.enum(v.operational_status),
-            location=self.pb.Location(
-                latitude=loc.latitude,
-                longitude=loc.longitude,
-                heading_degrees=loc.heading_degrees,
-                speed_kmh=loc.speed_kmh,
-                recorded_time=timestamp(loc.recorded_time),
-            ),
-            battery=self.pb.Battery(
-                state_of_charge_percent=v.battery.state_of_charge_percent,
-                range_km=v.battery.range_km,
-                charging_state=self.enum(v.battery.charging_state),
-            ),
-            lock_state=self.enum(v.lock_state),
-            doors=[self.pb.Door(position=self.enum(d.position), state=self.enum(d.state)) for d in v.doors],
-            update_time=timestamp(v.update_time),
-            etag=v.etag,
-            **{self.spec_field: spec},
-        )
+Convert = Callable[[Any], Any]
+# protobuf's stubs type descriptors as optional unions of two implementations: kept loose here.
+Descriptor = Any
+FieldDescriptor = Any
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     result = timestamp_pb2.Timestamp()
     result.FromDatetime(value)
     return result
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _union_members(hint: Any) -> tuple[type, ...] | None:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = tuple(
+            a for a in typing.get_args(hint) if isinstance(a, type) and dataclasses.is_dataclass(a)
+        )
+        return members if len(members) > 1 else None
+    return None
+
+
+@dataclass(frozen=True)
+class VersionAdapter:
+    name: str
+    pb: types.ModuleType
+    spec_field: str
+    _to: dict[tuple[type, str], list[tuple[str, str, Convert]]] = field(default_factory=dict, compare=False)
+    _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
+
+    def proto_name(self, domain_name: str) -> str:
+        return self.spec_field if domain_name == "spec" else domain_name
+
+    def domain_path(self, proto_path: str) -> str:
+        """A field path in proto names (``properties.seats``) in domain names (``spec.seats``)."""
+        head, _, rest = proto_path.partition(".")
+        head = "spec" if head == self.spec_field else head
+        return f"{head}.{rest}" if rest else head
+
+    # domain -> proto
+
+    def to_message(self, value: Any, descriptor: Descriptor) -> Message:
+        plan = self._to.get((type(value), descriptor.full_name))
+        if plan is None:
+            plan = self._to[(type(value), descriptor.full_name)] = self._plan_to(type(value), descriptor)
+        message: Message = message_factory.GetMessageClass(descriptor)()
+        for attr, name, convert in plan:
+            item = getattr(value, attr)
+            if item is None:
+                continue
+            if not name:  # a union: the oneof member named after the value's class
+                name = snake(type(item).__name__)
+                target = descriptor.fields_by_name[name]
+                getattr(message, name).CopyFrom(self.to_message(item, target.message_type))
+            elif isinstance(item, tuple):
+                getattr(message, name).extend(convert(i) for i in item)
+            elif isinstance(item, Message | datetime) or dataclasses.is_dataclass(item):
+                getattr(message, name).CopyFrom(convert(item))
+            else:
+                setattr(message, name, convert(item))
+        return message
+
+    def _plan_to(self, kind: type, descriptor: Descriptor) -> list[tuple[str, str, Convert]]:
+        hints = typing.get_type_hints(kind)
+        plan: list[tuple[str, str, Convert]] = []
+        for f in dataclasses.fields(kind):
+            hint = hints[f.name]
+            if _union_members(hint):
+                plan.append((f.name, "", _identity))
+                continue
+            target = descriptor.fields_by_name.get(self.proto_name(f.name))
+            if target is not None:
+                plan.append((f.name, target.name, self._converter_to(hint, target)))
+        return plan
+
+    def _converter_to(self, hint: Any, target: FieldDescriptor) -> Convert:
+        if typing.get_origin(hint) is tuple:
+            hint = typing.get_args(hint)[0]
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            values, prefix = _enum_values(target)
+            numbers = {m: values[prefix + m.name] for m in hint}
+            return numbers.__getitem__
+        if hint is datetime:
+            return timestamp
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            nested = target.message_type
+            return lambda v: self.to_message(v, nested)
+        return _identity
+
+    # proto -> domain
+
+    def from_message(self, kind: type, message: Message) -> Any:
+        plan = self._from.get((kind, message.DESCRIPTOR.full_name))
+        if plan is None:
+            plan = self._from[(kind, message.DESCRIPTOR.full_name)] = self._plan_from(
+                kind, message.DESCRIPTOR
+            )
+        return kind(**{attr: convert(message) for attr, convert in plan})
+
+    def _plan_from(self, kind: type, descriptor: Descriptor) -> list[tuple[str, Convert]]:
+        hints = typing.get_type_hints(kind)
+        plan: list[tuple[str, Convert]] = []
+        for f in dataclasses.fields(kind):
+            members = _union_members(hints[f.name])
+            if members:
+                plan.append((f.name, self._oneof_from(members, f.name)))
+                continue
+            target = descriptor.fields_by_name.get(self.proto_name(f.name))
+            if target is None:
+                raise TypeError(f"{descriptor.full_name} has no field for {kind.__name__}.{f.name}")
+            plan.append((f.name, self._converter_from(hints[f.name], target)))
+        return plan
+
+    def _oneof_from(self, members: tuple[type, ...], oneof: str) -> Convert:
+        by_field = {snake(m.__name__): m for m in members}
+
+        def convert(message: Any) -> Any:
+            chosen = message.WhichOneof(oneof)
+            return self.from_message(by_field[chosen], getattr(message, chosen)) if chosen else None
+
+        return convert
+
+    def _converter_from(self, hint: Any, target: FieldDescriptor) -> Convert:
+        name = target.name
+        repeated = typing.get_origin(hint) is tuple
+        item_hint = typing.get_args(hint)[0] if repeated else hint
+        item: Convert = _identity
+        if isinstance(item_hint, type) and issubclass(item_hint, enum.Enum):
+            values, prefix = _enum_values(target)
+            members = {n: item_hint[name.removeprefix(prefix)] for name, n in values.items()}
+            unspecified = item_hint["UNSPECIFIED"]
+            item = lambda n: members.get(n, unspecified)  # noqa: E731 - values a newer proto added
+        elif item_hint is datetime:
+            item = lambda t: t.ToDatetime(tzinfo=UTC)  # noqa: E731
+        elif isinstance(item_hint, type) and dataclasses.is_dataclass(item_hint):
+            nested: type = item_hint
+            item = lambda m: self.from_message(nested, m)  # noqa: E731
+        if repeated:
+            return lambda message: tuple(item(v) for v in getattr(message, name))
+        return lambda message: item(getattr(message, name))
+
+    # the resources of the API
+
+    def fleet(self, view: FleetView) -> Any:
+        message: Any = self.to_message(view.fleet, self.pb.Fleet.DESCRIPTOR)
+        message.vehicle_count = view.vehicle_count
+        message.vehicle_events_id = vehicle_events_id(view.fleet.id)
+        return message
+
+    def vehicle(self, vehicle: Vehicle) -> Any:
+        return self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR)
+
+    def event(self, event: Event) -> Any:
+        return self.to_message(event, self.pb.Event.DESCRIPTOR)
+
+    def event_from(self, message: Any) -> Event:
+        event: Event = self.from_message(Event, message)
+        return event
+
+    def vehicle_from(self, message: Any) -> Vehicle:
+        vehicle: Vehicle = self.from_message(Vehicle, message)
+        return vehicle
+
+    def fleet_from(self, message: Any) -> Fleet:
+        fleet: Fleet = self.from_message(Fleet, message)
+        return fleet
+
+
+def _enum_values(target: FieldDescriptor) -> tuple[dict[str, int], str]:
+    """The enum's values by name, and the prefix they share (``CONNECTIVITY_STATE_``)."""
+    enum_type: Any = target.enum_type
+    values = {v.name: v.number for v in enum_type.values}
+    return values, enum_type.values[0].name.removesuffix("UNSPECIFIED")
+
+
+def _identity(value: Any) -> Any:
+    return value

@@ -89,7 +89,7 @@ class Event:
     occur_time: datetime
     publish_time: datetime
     flow_id: str
-    change: Change
+    change: Change | None  # None only in a request that left it out; stored events always have one
 
 
 @dataclass(frozen=True)

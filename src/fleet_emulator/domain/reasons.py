@@ -86,6 +86,21 @@ BACKEND_UNAVAILABLE = Reason(
     Code.UNAVAILABLE,
     "The emulator's storage backend cannot be reached; retry after the RetryInfo delay.",
 )
+EVENT_STREAM_NOT_FOUND = Reason(
+    "EVENT_STREAM_NOT_FOUND",
+    Code.NOT_FOUND,
+    "No durable event stream has this event_id; each fleet's is in Fleet.vehicle_events_id.",
+)
+MESSAGE_ID_EXPIRED = Reason(
+    "MESSAGE_ID_EXPIRED",
+    Code.OUT_OF_RANGE,
+    "Events after last_message_id were trimmed by retention; metadata names the oldest retained id.",
+)
+MESSAGE_ID_UNKNOWN = Reason(
+    "MESSAGE_ID_UNKNOWN",
+    Code.OUT_OF_RANGE,
+    "last_message_id is newer than anything ever written to the stream.",
+)
 INTERNAL_ERROR = Reason(
     "INTERNAL_ERROR",
     Code.INTERNAL,

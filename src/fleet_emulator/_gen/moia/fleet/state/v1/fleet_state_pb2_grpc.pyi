@@ -48,6 +48,18 @@ class FleetStateServiceStub:
     """
     GetVehicle: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.GetVehicleRequest, _fleet_state_pb2.GetVehicleResponse]
     """Returns one vehicle. Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND)."""
+    StreamVehicleEvents: _grpc.UnaryStreamMultiCallable[_fleet_state_pb2.StreamRequest, _fleet_state_pb2.StreamResponse]
+    """Durable stream of a fleet's vehicle events. Without `last_message_id` the first message has no event
+    and the current position; with it, every retained event after it, then live ones.
+    Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (EVENT_STREAM_NOT_FOUND),
+    OUT_OF_RANGE (MESSAGE_ID_EXPIRED, MESSAGE_ID_UNKNOWN), UNAVAILABLE (BACKEND_UNAVAILABLE).
+    """
+    PollVehicleEvents: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.PollRequest, _fleet_state_pb2.PollResponse]
+    """Polling alternative to StreamVehicleEvents: the events after `last_message_id` (at most 100)."""
+    SubscribeToVehicleStates: _grpc.UnaryStreamMultiCallable[_fleet_state_pb2.SubscribeToVehicleStatesRequest, _fleet_state_pb2.SubscribeToVehicleStatesResponse]
+    """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
+    full state after each change; a slow client gets the latest state per vehicle.
+    """
 
 @_typing.type_check_only
 class FleetStateServiceAsyncStub(FleetStateServiceStub):
@@ -65,6 +77,18 @@ class FleetStateServiceAsyncStub(FleetStateServiceStub):
     """
     GetVehicle: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.GetVehicleRequest, _fleet_state_pb2.GetVehicleResponse]  # type: ignore[assignment]
     """Returns one vehicle. Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND)."""
+    StreamVehicleEvents: _aio.UnaryStreamMultiCallable[_fleet_state_pb2.StreamRequest, _fleet_state_pb2.StreamResponse]  # type: ignore[assignment]
+    """Durable stream of a fleet's vehicle events. Without `last_message_id` the first message has no event
+    and the current position; with it, every retained event after it, then live ones.
+    Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (EVENT_STREAM_NOT_FOUND),
+    OUT_OF_RANGE (MESSAGE_ID_EXPIRED, MESSAGE_ID_UNKNOWN), UNAVAILABLE (BACKEND_UNAVAILABLE).
+    """
+    PollVehicleEvents: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.PollRequest, _fleet_state_pb2.PollResponse]  # type: ignore[assignment]
+    """Polling alternative to StreamVehicleEvents: the events after `last_message_id` (at most 100)."""
+    SubscribeToVehicleStates: _aio.UnaryStreamMultiCallable[_fleet_state_pb2.SubscribeToVehicleStatesRequest, _fleet_state_pb2.SubscribeToVehicleStatesResponse]  # type: ignore[assignment]
+    """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
+    full state after each change; a slow client gets the latest state per vehicle.
+    """
 
 class FleetStateServiceServicer(metaclass=_abc_1.ABCMeta):
     """Read access to fleets and their vehicles."""
@@ -103,5 +127,35 @@ class FleetStateServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_fleet_state_pb2.GetVehicleResponse, _abc.Awaitable[_fleet_state_pb2.GetVehicleResponse]]:
         """Returns one vehicle. Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND)."""
+
+    @_abc_1.abstractmethod
+    def StreamVehicleEvents(
+        self,
+        request: _fleet_state_pb2.StreamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_fleet_state_pb2.StreamResponse], _abc.AsyncIterator[_fleet_state_pb2.StreamResponse]]:
+        """Durable stream of a fleet's vehicle events. Without `last_message_id` the first message has no event
+        and the current position; with it, every retained event after it, then live ones.
+        Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (EVENT_STREAM_NOT_FOUND),
+        OUT_OF_RANGE (MESSAGE_ID_EXPIRED, MESSAGE_ID_UNKNOWN), UNAVAILABLE (BACKEND_UNAVAILABLE).
+        """
+
+    @_abc_1.abstractmethod
+    def PollVehicleEvents(
+        self,
+        request: _fleet_state_pb2.PollRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.PollResponse, _abc.Awaitable[_fleet_state_pb2.PollResponse]]:
+        """Polling alternative to StreamVehicleEvents: the events after `last_message_id` (at most 100)."""
+
+    @_abc_1.abstractmethod
+    def SubscribeToVehicleStates(
+        self,
+        request: _fleet_state_pb2.SubscribeToVehicleStatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_fleet_state_pb2.SubscribeToVehicleStatesResponse], _abc.AsyncIterator[_fleet_state_pb2.SubscribeToVehicleStatesResponse]]:
+        """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
+        full state after each change; a slow client gets the latest state per vehicle.
+        """
 
 def add_FleetStateServiceServicer_to_server(servicer: FleetStateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -180,6 +180,32 @@ CHARGING_STATE_CHARGING: ChargingState.ValueType  # 2
 CHARGING_STATE_COMPLETE: ChargingState.ValueType  # 3
 Global___ChargingState: _TypeAlias = ChargingState  # noqa: Y015
 
+class _MissionStage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MissionStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MissionStage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MISSION_STAGE_UNSPECIFIED: _MissionStage.ValueType  # 0
+    MISSION_STAGE_ASSIGNED: _MissionStage.ValueType  # 1
+    MISSION_STAGE_ARRIVED_AT_PICKUP: _MissionStage.ValueType  # 2
+    MISSION_STAGE_PASSENGERS_BOARDED: _MissionStage.ValueType  # 3
+    MISSION_STAGE_ARRIVED_AT_DROPOFF: _MissionStage.ValueType  # 4
+    MISSION_STAGE_COMPLETED: _MissionStage.ValueType  # 5
+    MISSION_STAGE_CANCELLED: _MissionStage.ValueType  # 6
+
+class MissionStage(_MissionStage, metaclass=_MissionStageEnumTypeWrapper):
+    """Stage of a mission (a ride or a relocation). Extensible."""
+
+MISSION_STAGE_UNSPECIFIED: MissionStage.ValueType  # 0
+MISSION_STAGE_ASSIGNED: MissionStage.ValueType  # 1
+MISSION_STAGE_ARRIVED_AT_PICKUP: MissionStage.ValueType  # 2
+MISSION_STAGE_PASSENGERS_BOARDED: MissionStage.ValueType  # 3
+MISSION_STAGE_ARRIVED_AT_DROPOFF: MissionStage.ValueType  # 4
+MISSION_STAGE_COMPLETED: MissionStage.ValueType  # 5
+MISSION_STAGE_CANCELLED: MissionStage.ValueType  # 6
+Global___MissionStage: _TypeAlias = MissionStage  # noqa: Y015
+
 @_typing.final
 class Fleet(_message.Message):
     """A group of vehicles operated together, usually in one city."""
@@ -192,6 +218,7 @@ class Fleet(_message.Message):
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     VEHICLE_COUNT_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VEHICLE_EVENTS_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable identifier, used as `fleet_id` in requests."""
     display_name: _builtins.str
@@ -202,6 +229,8 @@ class Fleet(_message.Message):
     """IANA time zone of the service area."""
     vehicle_count: _builtins.int
     """Number of vehicles in the fleet at the time of the response."""
+    vehicle_events_id: _builtins.str
+    """`event_id` of the fleet's durable vehicle event stream (StreamVehicleEvents, PollVehicleEvents)."""
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Last change of the fleet itself."""
@@ -215,10 +244,11 @@ class Fleet(_message.Message):
         time_zone: _builtins.str = ...,
         vehicle_count: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        vehicle_events_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "display_name", b"display_name", "id", b"id", "time_zone", b"time_zone", "update_time", b"update_time", "vehicle_count", b"vehicle_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "display_name", b"display_name", "id", b"id", "time_zone", b"time_zone", "update_time", b"update_time", "vehicle_count", b"vehicle_count", "vehicle_events_id", b"vehicle_events_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -602,3 +632,395 @@ class GetVehicleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetVehicleResponse: _TypeAlias = GetVehicleResponse  # noqa: Y015
+
+@_typing.final
+class ConnectivityChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    previous: Global___ConnectivityState.ValueType
+    current: Global___ConnectivityState.ValueType
+    def __init__(
+        self,
+        *,
+        previous: Global___ConnectivityState.ValueType = ...,
+        current: Global___ConnectivityState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "previous", b"previous"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectivityChanged: _TypeAlias = ConnectivityChanged  # noqa: Y015
+
+@_typing.final
+class PositionChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def location(self) -> Global___Location: ...
+    def __init__(
+        self,
+        *,
+        location: Global___Location | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PositionChanged: _TypeAlias = PositionChanged  # noqa: Y015
+
+@_typing.final
+class DoorsChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def doors(self) -> _containers.RepeatedCompositeFieldContainer[Global___Door]: ...
+    def __init__(
+        self,
+        *,
+        doors: _abc.Iterable[Global___Door] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["doors", b"doors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DoorsChanged: _TypeAlias = DoorsChanged  # noqa: Y015
+
+@_typing.final
+class LockChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_STATE_FIELD_NUMBER: _builtins.int
+    lock_state: Global___LockState.ValueType
+    def __init__(
+        self,
+        *,
+        lock_state: Global___LockState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lock_state", b"lock_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockChanged: _TypeAlias = LockChanged  # noqa: Y015
+
+@_typing.final
+class BatteryChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_OF_CHARGE_PERCENT_FIELD_NUMBER: _builtins.int
+    RANGE_KM_FIELD_NUMBER: _builtins.int
+    state_of_charge_percent: _builtins.float
+    range_km: _builtins.float
+    def __init__(
+        self,
+        *,
+        state_of_charge_percent: _builtins.float = ...,
+        range_km: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["range_km", b"range_km", "state_of_charge_percent", b"state_of_charge_percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatteryChanged: _TypeAlias = BatteryChanged  # noqa: Y015
+
+@_typing.final
+class ChargingChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARGING_STATE_FIELD_NUMBER: _builtins.int
+    charging_state: Global___ChargingState.ValueType
+    def __init__(
+        self,
+        *,
+        charging_state: Global___ChargingState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charging_state", b"charging_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargingChanged: _TypeAlias = ChargingChanged  # noqa: Y015
+
+@_typing.final
+class OperationalStatusChanged(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    previous: Global___OperationalStatus.ValueType
+    current: Global___OperationalStatus.ValueType
+    def __init__(
+        self,
+        *,
+        previous: Global___OperationalStatus.ValueType = ...,
+        current: Global___OperationalStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current", b"current", "previous", b"previous"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationalStatusChanged: _TypeAlias = OperationalStatusChanged  # noqa: Y015
+
+@_typing.final
+class MissionProgressed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MISSION_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    mission_id: _builtins.str
+    stage: Global___MissionStage.ValueType
+    def __init__(
+        self,
+        *,
+        mission_id: _builtins.str = ...,
+        stage: Global___MissionStage.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mission_id", b"mission_id", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissionProgressed: _TypeAlias = MissionProgressed  # noqa: Y015
+
+@_typing.final
+class Event(_message.Message):
+    """Something that happened to a vehicle. New kinds may be added to `change`: ignore the ones you do not know."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    FLEET_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    CONNECTIVITY_CHANGED_FIELD_NUMBER: _builtins.int
+    POSITION_CHANGED_FIELD_NUMBER: _builtins.int
+    DOORS_CHANGED_FIELD_NUMBER: _builtins.int
+    LOCK_CHANGED_FIELD_NUMBER: _builtins.int
+    BATTERY_CHANGED_FIELD_NUMBER: _builtins.int
+    CHARGING_CHANGED_FIELD_NUMBER: _builtins.int
+    OPERATIONAL_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
+    MISSION_PROGRESSED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """UUID of the event."""
+    vehicle_id: _builtins.str
+    fleet_id: _builtins.str
+    flow_id: _builtins.str
+    """Flow id of the request that caused the event, if one did."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened, in the vehicle's time."""
+
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp:
+        """When the emulator published it."""
+
+    @_builtins.property
+    def connectivity_changed(self) -> Global___ConnectivityChanged: ...
+    @_builtins.property
+    def position_changed(self) -> Global___PositionChanged: ...
+    @_builtins.property
+    def doors_changed(self) -> Global___DoorsChanged: ...
+    @_builtins.property
+    def lock_changed(self) -> Global___LockChanged: ...
+    @_builtins.property
+    def battery_changed(self) -> Global___BatteryChanged: ...
+    @_builtins.property
+    def charging_changed(self) -> Global___ChargingChanged: ...
+    @_builtins.property
+    def operational_status_changed(self) -> Global___OperationalStatusChanged: ...
+    @_builtins.property
+    def mission_progressed(self) -> Global___MissionProgressed: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        vehicle_id: _builtins.str = ...,
+        fleet_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+        flow_id: _builtins.str = ...,
+        connectivity_changed: Global___ConnectivityChanged | None = ...,
+        position_changed: Global___PositionChanged | None = ...,
+        doors_changed: Global___DoorsChanged | None = ...,
+        lock_changed: Global___LockChanged | None = ...,
+        battery_changed: Global___BatteryChanged | None = ...,
+        charging_changed: Global___ChargingChanged | None = ...,
+        operational_status_changed: Global___OperationalStatusChanged | None = ...,
+        mission_progressed: Global___MissionProgressed | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["battery_changed", b"battery_changed", "change", b"change", "charging_changed", b"charging_changed", "connectivity_changed", b"connectivity_changed", "doors_changed", b"doors_changed", "lock_changed", b"lock_changed", "mission_progressed", b"mission_progressed", "occur_time", b"occur_time", "operational_status_changed", b"operational_status_changed", "position_changed", b"position_changed", "publish_time", b"publish_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_changed", b"battery_changed", "change", b"change", "charging_changed", b"charging_changed", "connectivity_changed", b"connectivity_changed", "doors_changed", b"doors_changed", "fleet_id", b"fleet_id", "flow_id", b"flow_id", "id", b"id", "lock_changed", b"lock_changed", "mission_progressed", b"mission_progressed", "occur_time", b"occur_time", "operational_status_changed", b"operational_status_changed", "position_changed", b"position_changed", "publish_time", b"publish_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["connectivity_changed", "position_changed", "doors_changed", "lock_changed", "battery_changed", "charging_changed", "operational_status_changed", "mission_progressed"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class StreamRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    LAST_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The stream: a fleet's `vehicle_events_id`, e.g. "fleets/hamburg/vehicle-events"."""
+    last_message_id: _builtins.str
+    """The `message_id` of the last message received; replay starts after it."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        last_message_id: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_message_id", b"_last_message_id", "last_message_id", b"last_message_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_message_id", b"_last_message_id", "event_id", b"event_id", "last_message_id", b"last_message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__last_message_id: _TypeAlias = _typing.Literal["last_message_id"]  # noqa: Y015
+    _WhichOneofArgType__last_message_id: _TypeAlias = _typing.Literal["_last_message_id", b"_last_message_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_message_id) -> _WhichOneofReturnType__last_message_id | None: ...
+
+Global___StreamRequest: _TypeAlias = StreamRequest  # noqa: Y015
+
+@_typing.final
+class StreamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Redis stream entry id, `<milliseconds>-<sequence>`."""
+    @_builtins.property
+    def event(self) -> Global___Event:
+        """Empty in the first message of a stream opened without `last_message_id`."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___Event | None = ...,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamResponse: _TypeAlias = StreamResponse  # noqa: Y015
+
+@_typing.final
+class PollRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    LAST_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    last_message_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        last_message_id: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_message_id", b"_last_message_id", "last_message_id", b"last_message_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_message_id", b"_last_message_id", "event_id", b"event_id", "last_message_id", b"last_message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__last_message_id: _TypeAlias = _typing.Literal["last_message_id"]  # noqa: Y015
+    _WhichOneofArgType__last_message_id: _TypeAlias = _typing.Literal["_last_message_id", b"_last_message_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_message_id) -> _WhichOneofReturnType__last_message_id | None: ...
+
+Global___PollRequest: _TypeAlias = PollRequest  # noqa: Y015
+
+@_typing.final
+class PollResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """The id of the last event returned, or the request's `last_message_id` when there is none; without a
+    `last_message_id` in the request, the current position.
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollResponse: _TypeAlias = PollResponse  # noqa: Y015
+
+@_typing.final
+class SubscribeToVehicleStatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLEET_ID_FIELD_NUMBER: _builtins.int
+    VEHICLE_IDS_FIELD_NUMBER: _builtins.int
+    fleet_id: _builtins.str
+    """Required."""
+    @_builtins.property
+    def vehicle_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these vehicles of the fleet; empty means all of them."""
+
+    def __init__(
+        self,
+        *,
+        fleet_id: _builtins.str = ...,
+        vehicle_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fleet_id", b"fleet_id", "vehicle_ids", b"vehicle_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToVehicleStatesRequest: _TypeAlias = SubscribeToVehicleStatesRequest  # noqa: Y015
+
+@_typing.final
+class SubscribeToVehicleStatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle: ...
+    def __init__(
+        self,
+        *,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeToVehicleStatesResponse: _TypeAlias = SubscribeToVehicleStatesResponse  # noqa: Y015

@@ -55,6 +55,21 @@ class FleetStateServiceStub:
                 request_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.GetVehicleRequest.SerializeToString,
                 response_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.GetVehicleResponse.FromString,
                 _registered_method=True)
+        self.StreamVehicleEvents = channel.unary_stream(
+                '/moia.fleet.state.v1beta4.FleetStateService/StreamVehicleEvents',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.StreamRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.StreamResponse.FromString,
+                _registered_method=True)
+        self.PollVehicleEvents = channel.unary_unary(
+                '/moia.fleet.state.v1beta4.FleetStateService/PollVehicleEvents',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.PollRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.PollResponse.FromString,
+                _registered_method=True)
+        self.SubscribeToVehicleStates = channel.unary_stream(
+                '/moia.fleet.state.v1beta4.FleetStateService/SubscribeToVehicleStates',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.SubscribeToVehicleStatesRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.SubscribeToVehicleStatesResponse.FromString,
+                _registered_method=True)
 
 
 class FleetStateServiceServicer:
@@ -91,6 +106,31 @@ class FleetStateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamVehicleEvents(self, request, context):
+        """Durable stream of a fleet's vehicle events. Without `last_message_id` the first message has no event
+        and the current position; with it, every retained event after it, then live ones.
+        Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (EVENT_STREAM_NOT_FOUND),
+        OUT_OF_RANGE (MESSAGE_ID_EXPIRED, MESSAGE_ID_UNKNOWN), UNAVAILABLE (BACKEND_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PollVehicleEvents(self, request, context):
+        """Polling alternative to StreamVehicleEvents: the events after `last_message_id` (at most 100).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeToVehicleStates(self, request, context):
+        """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
+        full state after each change; a slow client gets the latest state per vehicle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetStateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +153,21 @@ def add_FleetStateServiceServicer_to_server(servicer, server):
                     servicer.GetVehicle,
                     request_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.GetVehicleRequest.FromString,
                     response_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.GetVehicleResponse.SerializeToString,
+            ),
+            'StreamVehicleEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamVehicleEvents,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.StreamRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.StreamResponse.SerializeToString,
+            ),
+            'PollVehicleEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.PollVehicleEvents,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.PollRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.PollResponse.SerializeToString,
+            ),
+            'SubscribeToVehicleStates': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeToVehicleStates,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.SubscribeToVehicleStatesRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.SubscribeToVehicleStatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +279,87 @@ class FleetStateService:
             '/moia.fleet.state.v1beta4.FleetStateService/GetVehicle',
             moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.GetVehicleRequest.SerializeToString,
             moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.GetVehicleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamVehicleEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/moia.fleet.state.v1beta4.FleetStateService/StreamVehicleEvents',
+            moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.StreamRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.StreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PollVehicleEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1beta4.FleetStateService/PollVehicleEvents',
+            moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.PollRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.PollResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeToVehicleStates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/moia.fleet.state.v1beta4.FleetStateService/SubscribeToVehicleStates',
+            moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.SubscribeToVehicleStatesRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1beta4_dot_fleet__state__pb2.SubscribeToVehicleStatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

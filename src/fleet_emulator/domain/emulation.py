@@ -1,0 +1,40 @@
+"""All domain services of one emulator over one backend and clock: what the API adapters are given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleet_emulator.backends.base import Backend
+from fleet_emulator.domain.clock import Clock
+from fleet_emulator.domain.live_states import LiveStates
+from fleet_emulator.domain.scenario import Scenario
+from fleet_emulator.domain.service import FleetService
+from fleet_emulator.domain.streams import EventStreams, StreamSettings
+from fleet_emulator.domain.updates import VehicleUpdates
+
+
+@dataclass(frozen=True)
+class Emulation:
+    backend: Backend
+    fleets: FleetService
+    streams: EventStreams
+    live: LiveStates
+    updates: VehicleUpdates
+
+    @classmethod
+    def build(
+        cls, backend: Backend, clock: Clock, stream_settings: StreamSettings | None = None
+    ) -> Emulation:
+        streams = EventStreams(backend.events, backend.state, clock, stream_settings)
+        return cls(
+            backend=backend,
+            fleets=FleetService(backend.state, clock),
+            streams=streams,
+            live=LiveStates(backend.state, backend.feed),
+            updates=VehicleUpdates(backend.state, streams, backend.feed, clock),
+        )
+
+    async def reset(self, scenario: Scenario) -> None:
+        """Forget everything (state, page tokens, event streams) and load the scenario."""
+        await self.backend.clear()
+        await self.fleets.seed(scenario)
