@@ -7,66 +7,101 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from fleet_emulator.backends.factory import BACKENDS
 from fleet_emulator.domain.scenario import ScenarioError
-from fleet_emulator.server import Emulator, Settings
+from fleet_emulator.server import Emulator, Settings, StartupError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 ENV_PREFIX = "FLEET_EMULATOR"
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-@click.group(context_settings={"auto_envvar_prefix": ENV_PREFIX, "show_default": True})
+def option(name: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option that also reads ``FLEET_EMULATOR_<NAME>`` and shows it in ``--help``."""
+    envvar = f"{ENV_PREFIX}_{name.removeprefix('--').replace('-', '_').upper()}"
+    return click.option(name, envvar=envvar, show_envvar=True, **kwargs)
+
+
+class Duration(click.ParamType[timedelta, Any]):
+    """A duration such as 90s, 15m, 24h or 7d."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = DURATION.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not a duration like 90s, 15m, 24h or 7d", param, ctx)
+        return timedelta(**{UNITS[match.group(2)]: float(match.group(1))})
+
+
+@click.group(context_settings={"show_default": True})
 @click.version_option(package_name="fleet-emulator")
 def main() -> None:
     """Local emulator of the fleet-state gRPC API (moia.fleet.state v1beta4, v1, v2)."""
 
 
 @main.command()
-@click.option("--host", default="0.0.0.0", show_envvar=True, help="Address to listen on.")
-@click.option(
+@option("--host", default="0.0.0.0", help="Address to listen on.")
+@option(
     "--port",
     default=50051,
     type=click.IntRange(0, 65535),
-    show_envvar=True,
-    help="gRPC port for the API, health and reflection (0 picks a free port).",
+    help="gRPC port for the API, admin, health and reflection (0 picks a free port).",
 )
-@click.option(
+@option(
     "--backend",
     default="memory",
     type=click.Choice(BACKENDS),
-    show_envvar=True,
     help="Where state lives: 'memory' (in this process) or 'redis' (shared by replicas, see --redis-url).",
 )
-@click.option(
-    "--redis-url",
-    default="redis://localhost:6379/0",
-    show_envvar=True,
-    help="Redis to use with --backend redis.",
-)
-@click.option(
+@option("--redis-url", default="redis://localhost:6379/0", help="Redis to use with --backend redis.")
+@option(
     "--scenario",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    show_envvar=True,
     help="Scenario YAML to load at start and on reset. [default: the bundled demo fleet]",
 )
-@click.option(
+@option(
+    "--retention",
+    default="24h",
+    type=Duration(),
+    help="How long durable streams keep events (on the emulator's clock).",
+)
+@option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
-    show_envvar=True,
     help="Log verbosity.",
 )
-def serve(host: str, port: int, backend: str, redis_url: str, scenario: Path | None, log_level: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    backend: str,
+    redis_url: str,
+    scenario: Path | None,
+    retention: timedelta,
+    log_level: str,
+) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(host=host, port=port, backend=backend, scenario=scenario, redis_url=redis_url)
+    settings = Settings(
+        host=host, port=port, backend=backend, scenario=scenario, redis_url=redis_url, retention=retention
+    )
     try:
         asyncio.run(_serve(settings))
-    except ScenarioError as exc:
+    except (ScenarioError, StartupError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -36,6 +36,10 @@ ADMIN_SERVICE: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 ADMIN_PACKAGE = "emulator.admin."
 
 
+class StartupError(Exception):
+    """The emulator cannot start (the message says why, for people)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "0.0.0.0"
@@ -82,7 +86,11 @@ class Emulator:
 
     async def start(self) -> int:
         """Bind, serve, load the scenario, then report SERVING. Returns the bound port."""
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen on {address}: is the port in use?") from exc
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         await self._wait_for_backend()

@@ -45,7 +45,9 @@ def test_etag_changes_with_content_and_only_with_it() -> None:
         ("fleets:\n  - id: x\n    vehicles:\n      - {id: not-a-uuid}\n", "fleets[0].vehicles[0].id"),
         ("fleets:\n  - id: x\n    vehicles:\n      - {colour: red}\n", "fleets[0].vehicles[0].colour"),
         ("fleets:\n  - city: Nowhere\n", "fleets[0].id"),
-        ("fleets:\n  - id: x\n    vehicle_spec: {wheels: 6}\n", "fleets[0].vehicle_spec"),
+        ("fleets:\n  - id: x\n    vehicle_spec: {wheels: 6}\n", "fleets[0].vehicle_spec.wheels"),
+        ("fleets:\n  - id: x\n    generate: {count: three}\n", "fleets[0].generate.count"),
+        ("fleets:\n  - id: x\n    area: {latitude: north}\n", "fleets[0].area.latitude"),
         ("fleets: [1]\n", "fleets[0]"),
         ("fleets:\n  - id: Big City\n", "fleets[0].id"),
         ("fleets:\n  - id: a\n  - id: a\n", "fleet ids must be unique"),
@@ -59,6 +61,41 @@ def test_errors_name_the_file_and_the_field(tmp_path: Path, body: str, where: st
         load_scenario(path, NOW)
     assert str(path) in str(caught.value)
     assert where in str(caught.value)
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "typos.yaml"
+    path.write_text(
+        "name: typos\n"
+        "fleets:\n"
+        "  - id: x\n"
+        "    generate: {cout: 3}\n"
+        "    vehicles:\n"
+        "      - label: 7\n"
+        "        battery: {state_of_charge_percent: 120}\n"
+        "        spec: {seats: six}\n"
+        "fleet: []\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path, NOW)
+    lines = str(caught.value).splitlines()
+    assert f"{path}:4: fleets[0].generate.cout:" in lines[1]
+    assert any(f"{path}:7: fleets[0].vehicles[0].battery.state_of_charge_percent:" in x for x in lines)
+    assert any(
+        f"{path}:8: fleets[0].vehicles[0].spec.seats: 'six' is not of type 'integer'" in x for x in lines
+    )
+    assert any(f"{path}:9: fleet:" in x for x in lines)
+    assert len(lines) == 4
+
+
+def test_the_demo_and_the_readme_example_follow_the_schema(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "mine.yaml"
+    path.write_text(example)
+    scenario = load_scenario(path, NOW)
+    assert [f.id for f in scenario.fleets] == ["berlin"]
+    assert len(scenario.vehicles) == 11
 
 
 def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:

@@ -1,36 +1,40 @@
 """Scenarios: YAML files describing the fleets and vehicles the emulator starts with.
 
-A fleet lists explicit ``vehicles`` and/or asks to ``generate`` a number of them around its ``area``;
-generated vehicles are deterministic for the scenario's ``seed`` (same ids, labels, positions and states on
-every load). Every value in a vehicle's state may be given explicitly; what is left out takes a realistic
-default. Errors name the file and the path of the offending field.
+A file is checked against ``scenarios/scenario.schema.json`` (JSON Schema) first; every problem is reported
+with the file, the line and the path of the field. A fleet lists explicit ``vehicles`` and/or asks to
+``generate`` a number of them around its ``area``; generated vehicles and the defaults of explicit ones
+are deterministic for the scenario's ``seed``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import jsonschema
 import yaml
 
 from fleet_emulator.domain import models
 from fleet_emulator.domain.models import Fleet, Vehicle
-from fleet_emulator.domain.validation import FLEET_ID_PATTERN
 
-E = TypeVar("E", bound=Enum)
 DEMO = "demo.yaml"
-STATE_ENUMS: dict[str, type[Enum]] = {
+MAX_REPORTED = 10
+ENUM_FIELDS: dict[str, type[Enum]] = {
     "connectivity": models.ConnectivityState,
     "operational_status": models.OperationalStatus,
     "lock_state": models.LockState,
+    "automation_level": models.AutomationLevel,
+    "charging_state": models.ChargingState,
 }
 DOOR_POSITIONS = (
     models.DoorPosition.FRONT_LEFT,
@@ -41,7 +45,7 @@ DOOR_POSITIONS = (
 
 
 class ScenarioError(ValueError):
-    """A scenario file that cannot be loaded; the message names the file and the field."""
+    """A scenario file that cannot be loaded; the message names the file, the line and the field."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,21 @@ class Scenario:
     vehicles: tuple[Vehicle, ...]
 
 
+@cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        resources.files("fleet_emulator.scenarios").joinpath("scenario.schema.json").read_text()
+    )
+    return loaded
+
+
 def load_scenario(path: str | Path | None, now: datetime) -> Scenario:
     """Read a scenario file, or the bundled demo scenario when ``path`` is None."""
     if path is None:
-        source = "demo.yaml (bundled)"
-        text = resources.files("fleet_emulator.scenarios").joinpath(DEMO).read_text()
+        source, text = (
+            "demo.yaml (bundled)",
+            resources.files("fleet_emulator.scenarios").joinpath(DEMO).read_text(),
+        )
     else:
         source = str(path)
         try:
@@ -63,118 +77,109 @@ def load_scenario(path: str | Path | None, now: datetime) -> Scenario:
         except OSError as exc:
             raise ScenarioError(f"{source}: cannot read: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        data, root = yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{source}: not valid YAML: {exc}") from exc
-    return _Parser(source, now).scenario(data)
+    validate(data, root, source)
+    return build(data, now, source)
 
 
-class _Parser:
-    def __init__(self, source: str, now: datetime) -> None:
-        self.source = source
-        self.now = now
+def validate(data: Any, root: yaml.Node | None, source: str) -> None:
+    """Raise one ``ScenarioError`` listing every schema violation with its line and field path."""
+    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        lines = []
+        for error in errors[:MAX_REPORTED]:
+            path = [*error.absolute_path, *_named_fields(error)[:1]]
+            lines.append(f"{source}:{_line(root, path)}: {_dotted(path)}: {error.message}")
+        raise ScenarioError("\n".join(lines))
 
-    def fail(self, where: str, problem: str) -> ScenarioError:
-        return ScenarioError(f"{self.source}: {where}: {problem}")
 
-    def mapping(self, value: Any, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(where, "must be a mapping")
-        return value
+def _named_fields(error: jsonschema.ValidationError) -> list[str]:
+    """The property a ``required`` or ``additionalProperties`` error is about, which its path leaves out."""
+    instance, rule, schema_part = error.instance, error.validator_value, error.schema
+    if error.validator == "required" and isinstance(instance, dict) and isinstance(rule, list):
+        return [name for name in rule if name not in instance]
+    if (
+        error.validator == "additionalProperties"
+        and isinstance(instance, dict)
+        and isinstance(schema_part, dict)
+    ):
+        return [name for name in instance if name not in schema_part.get("properties", {})]
+    return []
 
-    def scenario(self, data: Any) -> Scenario:
-        data = self.mapping(data, "top level")
-        rng = random.Random(data.get("seed", 0))
-        fleets: list[Fleet] = []
-        vehicles: list[Vehicle] = []
-        for i, raw in enumerate(data.get("fleets") or []):
-            where = f"fleets[{i}]"
-            raw = self.mapping(raw, where)
-            fleet = self.fleet(raw, where)
-            fleets.append(fleet)
-            vehicles += self.fleet_vehicles(raw, fleet, where, rng)
-        for kind, ids in (("fleet", [f.id for f in fleets]), ("vehicle", [v.id for v in vehicles])):
-            if len(set(ids)) != len(ids):
-                raise self.fail("fleets", f"{kind} ids must be unique")
-        return Scenario(str(data.get("name", "unnamed")), tuple(fleets), tuple(vehicles))
 
-    def fleet(self, raw: dict[str, Any], where: str) -> Fleet:
-        if "id" not in raw:
-            raise self.fail(f"{where}.id", "is required")
-        if not FLEET_ID_PATTERN.match(str(raw["id"])):
-            raise self.fail(f"{where}.id", "must be lowercase letters, digits or hyphens")
-        return Fleet(
-            id=str(raw["id"]),
+def _dotted(path: Any) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "top level"
+
+
+def _line(node: yaml.Node | None, path: list[Any]) -> int:
+    """1-based line of the YAML node at ``path`` (or of the deepest node on the way that exists)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def build(data: dict[str, Any], now: datetime, source: str) -> Scenario:
+    rng = random.Random(data.get("seed", 0))
+    fleets: list[Fleet] = []
+    vehicles: list[Vehicle] = []
+    for raw in data["fleets"]:
+        fleet = Fleet(
+            id=raw["id"],
             display_name=str(raw.get("display_name", raw["id"])),
             city=str(raw.get("city", "")),
             time_zone=str(raw.get("time_zone", "UTC")),
-            update_time=self.now,
+            update_time=now,
         )
-
-    def fleet_vehicles(
-        self, raw: dict[str, Any], fleet: Fleet, where: str, rng: random.Random
-    ) -> list[Vehicle]:
-        area = self.mapping(raw.get("area", {}), f"{where}.area")
-        spec = self.spec(raw.get("vehicle_spec", {}), f"{where}.vehicle_spec")
-        result: list[Vehicle] = []
-        for j, item in enumerate(raw.get("vehicles") or []):
-            item_where = f"{where}.vehicles[{j}]"
-            base = _generated(rng, fleet.id, str(len(result) + 1), spec, area, self.now)
-            result.append(self.vehicle(self.mapping(item, item_where), base, item_where))
-        gen = self.mapping(raw.get("generate", {}), f"{where}.generate")
-        first_label = int(gen.get("first_label", 1))
-        for k in range(int(gen.get("count", 0))):
-            result.append(_generated(rng, fleet.id, str(first_label + k), spec, area, self.now))
-        return result
-
-    def spec(self, raw: Any, where: str) -> models.VehicleSpec:
-        raw = dict(self.mapping(raw, where))
-        if "automation_level" in raw:
-            raw["automation_level"] = self.enum(models.AutomationLevel, raw["automation_level"], where)
-        try:
-            return models.VehicleSpec(**raw)
-        except TypeError as exc:
-            raise self.fail(where, f"unknown field ({exc})") from exc
-
-    def enum(self, kind: type[E], value: Any, where: str) -> E:
-        try:
-            return kind[str(value).upper()]
-        except KeyError:
-            names = ", ".join(m.name for m in kind if m.value)
-            raise self.fail(where, f"unknown value {value!r}; expected one of {names}") from None
-
-    def vehicle(self, raw: dict[str, Any], base: Vehicle, where: str) -> Vehicle:
-        changes: dict[str, Any] = {}
-        for key, value in raw.items():
-            at = f"{where}.{key}"
-            if key == "id":
-                try:
-                    changes["id"] = str(uuid.UUID(str(value)))
-                except ValueError:
-                    raise self.fail(at, f"{value!r} is not a UUID") from None
-            elif key == "label":
-                changes["label"] = str(value)
-            elif key == "spec":
-                changes["spec"] = dataclasses.replace(base.spec, **vars(self.spec(value, at)))
-            elif key in ("connectivity", "operational_status", "lock_state"):
-                changes[key] = self.enum(STATE_ENUMS[key], value, at)
-            elif key in ("location", "battery"):
-                changes[key] = self.part(key, value, getattr(base, key), at)
-            else:
-                raise self.fail(at, "unknown field")
-        return dataclasses.replace(base, **changes).stamped(self.now)
-
-    def part(self, key: str, value: Any, current: Any, where: str) -> Any:
-        fields = dict(self.mapping(value, where))
-        if "charging_state" in fields:
-            fields["charging_state"] = self.enum(models.ChargingState, fields["charging_state"], where)
-        try:
-            return dataclasses.replace(current, **fields)
-        except TypeError as exc:
-            raise self.fail(where, f"unknown field ({exc})") from exc
+        fleets.append(fleet)
+        spec = models.VehicleSpec(**_enums(raw.get("vehicle_spec", {})))
+        area = raw.get("area", {})
+        for item in raw.get("vehicles", []):
+            base = generated(rng, fleet.id, str(len(vehicles) + 1), spec, area, now)
+            vehicles.append(_explicit(base, item, now))
+        generate = raw.get("generate", {})
+        first = generate.get("first_label", 1)
+        for k in range(generate.get("count", 0)):
+            vehicles.append(generated(rng, fleet.id, str(first + k), spec, area, now))
+    for kind, ids in (("fleet", [f.id for f in fleets]), ("vehicle", [v.id for v in vehicles])):
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ScenarioError(
+                f"{source}: fleets: {kind} ids must be unique; repeated: {', '.join(duplicates)}"
+            )
+    return Scenario(str(data.get("name", "unnamed")), tuple(fleets), tuple(vehicles))
 
 
-def _generated(
+def _enums(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: ENUM_FIELDS[k][v] if k in ENUM_FIELDS else v for k, v in fields.items()}
+
+
+def _explicit(base: Vehicle, item: dict[str, Any], now: datetime) -> Vehicle:
+    changes: dict[str, Any] = _enums(
+        {k: v for k, v in item.items() if k not in ("spec", "location", "battery")}
+    )
+    if "id" in changes:
+        changes["id"] = str(uuid.UUID(changes["id"]))
+    if "label" in changes:
+        changes["label"] = str(changes["label"])
+    for part in ("spec", "location", "battery"):
+        if part in item:
+            changes[part] = dataclasses.replace(getattr(base, part), **_enums(item[part]))
+    return dataclasses.replace(base, **changes).stamped(now)
+
+
+def generated(
     rng: random.Random,
     fleet_id: str,
     label: str,
@@ -194,7 +199,6 @@ def _generated(
         connectivity = models.ConnectivityState.ONLINE
     soc = round(rng.uniform(12, 100), 1)
     moving = status is models.OperationalStatus.ON_MISSION
-    doors = tuple(models.Door(p, models.DoorState.CLOSED) for p in DOOR_POSITIONS)
     charging = models.ChargingState.NOT_CHARGING
     if status is models.OperationalStatus.CHARGING:
         charging = models.ChargingState.CHARGING
@@ -218,5 +222,5 @@ def _generated(
         ),
         battery=models.Battery(soc, round(soc / 100 * 260, 1), charging),
         lock_state=models.LockState.UNLOCKED if moving else models.LockState.LOCKED,
-        doors=doors,
+        doors=tuple(models.Door(p, models.DoorState.CLOSED) for p in DOOR_POSITIONS),
     ).stamped(now)
