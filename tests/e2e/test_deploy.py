@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from tests.e2e.harness import BIN, EmulatorProcess, clean_env, free_port, grpcurl, serving
@@ -87,7 +88,8 @@ def test_compose_runs_the_emulator_after_a_healthy_persistent_redis() -> None:
     assert emulator["build"]["context"] == "."
     assert (ROOT / emulator["build"].get("dockerfile", "Dockerfile")).is_file()
     assert "50051:50051" in emulator["ports"]
-    assert emulator["environment"]["FLEET_EMULATOR_BACKEND"] == "memory"  # until the Redis backend exists
+    assert emulator["environment"]["FLEET_EMULATOR_BACKEND"] == "redis"
+    assert emulator["environment"]["FLEET_EMULATOR_REDIS_URL"] == "redis://redis:6379/0"
     assert emulator["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert redis["image"] == "redis:7-alpine"
     assert " ".join(redis["command"]).count("--appendonly yes") == 1
@@ -127,13 +129,17 @@ def test_healthcheck_passes_only_against_a_serving_emulator(
     assert nothing.returncode != 0
 
 
-def test_emulator_serves_with_the_compose_command_and_environment(tmp_path: Path) -> None:
+def test_emulator_serves_with_the_compose_command_and_environment(tmp_path: Path, redis_url: str) -> None:
+    """The compose service's command and environment, with only the port and Redis's host made local."""
     service = emulator_service()
     [entrypoint] = [exec_form(a) for a in dockerfile("ENTRYPOINT")]
     command = local([*entrypoint, *service.get("command", [])])
     port = free_port()
     environment = {k: str(v) for k, v in service["environment"].items()}
-    env = clean_env(**{**environment, "FLEET_EMULATOR_PORT": str(port)})
+    assert environment["FLEET_EMULATOR_BACKEND"] == "redis"
+    assert environment["FLEET_EMULATOR_REDIS_URL"] == "redis://redis:6379/0", "the compose Redis service"
+    local_redis = {"FLEET_EMULATOR_REDIS_URL": redis_url, "FLEET_EMULATOR_PORT": str(port)}
+    env = clean_env(**{**environment, **local_redis})
 
     with serving(command, port, tmp_path / "serve.log", env) as emulator:
         listed = grpcurl("-plaintext", emulator.address, "list")
@@ -148,6 +154,8 @@ def test_emulator_serves_with_the_compose_command_and_environment(tmp_path: Path
     assert listed.returncode == 0, listed.stderr
     assert "moia.fleet.state.v2.FleetStateService" in listed.stdout.split()
     assert health.returncode == 0, health.stderr
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        assert client.hlen("fleet-emulator:vehicles") == 35, "the demo fleet was seeded into Redis"
 
 
 def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
