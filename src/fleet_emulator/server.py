@@ -1,8 +1,8 @@
-"""Builds and runs the emulator's gRPC server: every API version, health, reflection, graceful stop.
+"""Builds and runs the emulator's gRPC server: every API version, admin, health, reflection, graceful stop.
 
-``Emulator`` wires the backend, the domain service and the servicers. Health reports NOT_SERVING for every
-service until the backend answers and the scenario is loaded, then SERVING; on stop it goes back to
-NOT_SERVING before in-flight calls get a grace period to finish.
+``Emulator`` wires the backend, the domain services and the servicers. Health (``api/health.py``) reports
+NOT_SERVING until the backend answers and the scenario is seeded, then follows the backend; on stop it goes
+back to NOT_SERVING before in-flight calls get a grace period to finish.
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import _async as health_aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
 from fleet_emulator.api.admin import AdminServicer
 from fleet_emulator.api.call_scope import CallScopeInterceptor
+from fleet_emulator.api.health import HealthReporter
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.factory import make_backend
 from fleet_emulator.domain.clock import Clock, SystemClock
 from fleet_emulator.domain.emulation import Emulation
-from fleet_emulator.domain.errors import Unavailable
 from fleet_emulator.domain.scenario import Scenario, load_scenario
 from fleet_emulator.domain.streams import DEFAULT_RETENTION, StreamSettings
 
@@ -48,6 +47,7 @@ class Settings:
     scenario: Path | None = None
     redis_url: str = "redis://localhost:6379/0"
     retention: timedelta = DEFAULT_RETENTION
+    health_interval_s: float = 1.0
     grace_seconds: float = 5.0
 
 
@@ -61,7 +61,6 @@ class Emulator:
         self.emulation = Emulation.build(
             self.backend, self.clock, StreamSettings(retention=settings.retention)
         )
-        self.health = health_aio.HealthServicer()
         self.scenario = load_scenario(settings.scenario, self.clock.now())
         self.server = grpc.aio.server(
             interceptors=[CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE))],
@@ -74,15 +73,12 @@ class Emulator:
             AdminServicer(self.emulation, self.reset), self.server
         )
         self.service_names.append(ADMIN_SERVICE)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.health = HealthReporter(self.service_names, self.backend.state.ping, settings.health_interval_s)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         self.port = 0
-
-    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
-        for name in ["", *self.service_names]:
-            await self.health.set(name, status)
 
     async def start(self) -> int:
         """Bind, serve, load the scenario, then report SERVING. Returns the bound port."""
@@ -91,11 +87,12 @@ class Emulator:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {address}: is the port in use?") from exc
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.report(False)
         await self.server.start()
-        await self._wait_for_backend()
+        await self.health.wait_for_backend()
         seeded = await self.emulation.fleets.seed(self.scenario)
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self.health.report(True)
+        self.health.monitor()
         log.info(
             "fleet emulator serving %s on %s:%d (backend %s, %s)",
             ", ".join(v.name for v in VERSIONS),
@@ -111,20 +108,8 @@ class Emulator:
         await self.emulation.reset(self.scenario)
         return self.scenario
 
-    async def _wait_for_backend(self) -> None:
-        """Return once the backend answers, retrying with a capped back-off (health stays NOT_SERVING)."""
-        delay = 0.1
-        while True:
-            try:
-                await self.backend.state.ping()
-                return
-            except Unavailable as exc:
-                log.warning("backend not ready (%s); retrying in %.1fs", exc.message, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
     async def stop(self) -> None:
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.stop()
         await self.server.stop(self.settings.grace_seconds)
         await self.backend.close()
 
