@@ -5,7 +5,7 @@ that resumes with its last message id loses nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as pb_g
 from fleet_emulator.server import Emulator, Settings
 from tests.redis_server import RedisServer
 from tests.rich_errors import details_of, error_info, rich_status
+from tests.waiting import DEADLINE_S, eventually
 
 VEHICLE = "94d36e21-ca69-4a5b-b2b7-8068122e7362"
 STREAM = "fleets/hamburg/vehicle-events"
-DEADLINE_S = 15.0
 
 
 @pytest.fixture
@@ -34,15 +34,6 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds, failing after DEADLINE_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not await check():
-        assert loop.time() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.05)
 
 
 async def set_soc(admin: Any, soc: float) -> None:
