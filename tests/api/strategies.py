@@ -68,7 +68,7 @@ LENGTH_DELIMITED = 2
 @dataclass(frozen=True)
 class Seeds:
     """Strings that mean something to the running emulator, in pools of one kind each (fleet ids, page
-    tokens, event stream ids...): the kinds are drawn evenly, then a value of the kind."""
+    tokens, event stream ids...): a kind is drawn, then a value of that kind."""
 
     pools: tuple[tuple[str, ...], ...]
 

@@ -123,19 +123,20 @@ async def _call(channel: grpc.aio.Channel, rpc: Rpc, body: bytes, flow_id: str |
 
 
 def _collect(messages: Iterable[Message], found: dict[str, set[str]]) -> None:
-    """The value of every string field in the messages, nested ones too, by field name."""
+    """The identifiers (``id``, ``*_id``, ``etag``) in the messages, nested ones too, by field name."""
     for message in messages:
         for field, value in message.ListFields():
             values = value if field.is_repeated else [value]
-            if field.type == FieldDescriptor.TYPE_STRING:
+            identifier = field.name in ("id", "etag") or field.name.endswith("_id")
+            if field.type == FieldDescriptor.TYPE_STRING and identifier:
                 found[field.name].update(values)
             elif field.type == FieldDescriptor.TYPE_MESSAGE:
                 _collect(values, found)
 
 
 async def _seeds(channel: grpc.aio.Channel) -> Seeds:
-    """The strings of every fleet and vehicle of the scenario by field name, and a first page token of each
-    List RPC and fleet."""
+    """The identifiers of every fleet and vehicle of the scenario, and a first page token of each List RPC
+    and fleet."""
     stub = pb_grpc.FleetStateServiceStub(channel)
     found: dict[str, set[str]] = collections.defaultdict(set)
     fleets = (await stub.ListFleets(pb.ListFleetsRequest(page_size=1000))).fleets

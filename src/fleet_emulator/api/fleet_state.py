@@ -49,7 +49,7 @@ class FleetStateApi:
 
     async def StreamVehicleEvents(self, request: Any, context: Context) -> AsyncIterator[Any]:
         last = optional(request, "last_message_id")
-        async for event, message_id in self.emulation.streams.subscribe(request.event_id, last):
+        async for event, message_id in await self.emulation.streams.subscribe(request.event_id, last):
             converted = self.adapter.event(event) if event is not None else None
             yield self.adapter.pb.StreamResponse(event=converted, message_id=str(message_id))
 

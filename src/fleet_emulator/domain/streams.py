@@ -58,9 +58,15 @@ class EventStreams:
     async def subscribe(
         self, event_id: str, last_message_id: str | None
     ) -> AsyncIterator[tuple[Event | None, MessageId]]:
-        """The initial position (no event) or the replay after ``last_message_id``, then live events."""
+        """Check the request now (errors are raised here, before any message), then return the messages:
+        the initial position (no event) or the replay after ``last_message_id``, then live events."""
         cursor = await self._start(event_id, last_message_id)
-        if last_message_id is None:
+        return self._follow(event_id, cursor, initial=last_message_id is None)
+
+    async def _follow(
+        self, event_id: str, cursor: MessageId, initial: bool
+    ) -> AsyncIterator[tuple[Event | None, MessageId]]:
+        if initial:
             yield None, cursor
         while True:
             entries = await self.log.read(event_id, cursor, self.settings.replay_batch)
