@@ -5,7 +5,8 @@ of the vehicle's static description (``configuration`` in v1beta4 and v1, ``prop
 calls it ``spec``). Everything else converts by matching names: dataclass fields to message fields, enum
 members to values (``ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``; values a domain enum does not know read as
 ``UNSPECIFIED``), datetimes to Timestamps, and a union field to the oneof member named after the class
-(``LockChanged`` goes in ``lock_changed``). The conversion plan of each type is worked out once and cached.
+(``LockChanged`` goes in ``lock_changed``). The conversion plan of each type is worked out once and cached,
+and so is the message of each vehicle state (by id and etag), the hot path of every List and stream.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from fleet_emulator.domain.service import FleetView
 from fleet_emulator.domain.streams import vehicle_events_id
 
 Convert = Callable[[Any], Any]
+VEHICLE_CACHE_SIZE = 10_000
+Step = tuple[str, str, Convert, bool]  # domain attribute, proto field ("" for a union), converter, repeated
 # protobuf's stubs type descriptors as optional unions of two implementations: kept loose here.
 Descriptor = Any
 FieldDescriptor = Any
@@ -58,8 +61,11 @@ class VersionAdapter:
     name: str
     pb: types.ModuleType
     spec_field: str
-    _to: dict[tuple[type, str], list[tuple[str, str, Convert]]] = field(default_factory=dict, compare=False)
+    _to: dict[tuple[type, str], tuple[Callable[..., Message], list[Step]]] = field(
+        default_factory=dict, compare=False
+    )
     _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
+    _vehicles: dict[tuple[str, str], Message] = field(default_factory=dict, compare=False)
 
     def proto_name(self, domain_name: str) -> str:
         return self.spec_field if domain_name == "spec" else domain_name
@@ -73,38 +79,39 @@ class VersionAdapter:
     # domain -> proto
 
     def to_message(self, value: Any, descriptor: Descriptor) -> Message:
-        plan = self._to.get((type(value), descriptor.full_name))
+        key = (type(value), descriptor.full_name)
+        plan = self._to.get(key)
         if plan is None:
-            plan = self._to[(type(value), descriptor.full_name)] = self._plan_to(type(value), descriptor)
-        message: Message = message_factory.GetMessageClass(descriptor)()
-        for attr, name, convert in plan:
+            plan = self._to[key] = self._plan_to(type(value), descriptor)
+        make, steps = plan
+        fields: dict[str, Any] = {}
+        for attr, name, convert, repeated in steps:
             item = getattr(value, attr)
             if item is None:
                 continue
             if not name:  # a union: the oneof member named after the value's class
                 name = snake(type(item).__name__)
-                target = descriptor.fields_by_name[name]
-                getattr(message, name).CopyFrom(self.to_message(item, target.message_type))
-            elif isinstance(item, tuple):
-                getattr(message, name).extend(convert(i) for i in item)
-            elif isinstance(item, Message | datetime) or dataclasses.is_dataclass(item):
-                getattr(message, name).CopyFrom(convert(item))
+                fields[name] = self.to_message(item, descriptor.fields_by_name[name].message_type)
+            elif repeated:
+                fields[name] = [convert(i) for i in item]
             else:
-                setattr(message, name, convert(item))
+                fields[name] = convert(item)
+        message: Message = make(**fields)
         return message
 
-    def _plan_to(self, kind: type, descriptor: Descriptor) -> list[tuple[str, str, Convert]]:
+    def _plan_to(self, kind: type, descriptor: Descriptor) -> tuple[Callable[..., Message], list[Step]]:
         hints = typing.get_type_hints(kind)
-        plan: list[tuple[str, str, Convert]] = []
+        steps: list[Step] = []
         for f in dataclasses.fields(kind):
             hint = hints[f.name]
             if _union_members(hint):
-                plan.append((f.name, "", _identity))
+                steps.append((f.name, "", _identity, False))
                 continue
             target = descriptor.fields_by_name.get(self.proto_name(f.name))
             if target is not None:
-                plan.append((f.name, target.name, self._converter_to(hint, target)))
-        return plan
+                repeated = typing.get_origin(hint) is tuple
+                steps.append((f.name, target.name, self._converter_to(hint, target), repeated))
+        return message_factory.GetMessageClass(descriptor), steps
 
     def _converter_to(self, hint: Any, target: FieldDescriptor) -> Convert:
         if typing.get_origin(hint) is tuple:
@@ -181,7 +188,14 @@ class VersionAdapter:
         return message
 
     def vehicle(self, vehicle: Vehicle) -> Any:
-        return self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR)
+        """The vehicle's message, built once per content: its etag changes whenever anything in it does."""
+        key = (vehicle.id, vehicle.etag)
+        message = self._vehicles.get(key)
+        if message is None:
+            message = self._vehicles[key] = self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR)
+            if len(self._vehicles) > VEHICLE_CACHE_SIZE:
+                del self._vehicles[next(iter(self._vehicles))]
+        return message
 
     def event(self, event: Event) -> Any:
         return self.to_message(event, self.pb.Event.DESCRIPTOR)
