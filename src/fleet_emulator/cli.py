@@ -23,7 +23,7 @@ from fleet_emulator.server import Emulator, Settings, StartupError
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENV_PREFIX = "FLEET_EMULATOR"
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -41,7 +41,7 @@ class Duration(click.ParamType[timedelta, Any]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
-        match = DURATION.match(str(value).strip())
+        match = DURATION.fullmatch(str(value).strip())
         if not match:
             self.fail(f"{value!r} is not a duration like 90s, 15m, 24h or 7d", param, ctx)
         return timedelta(**{UNITS[match.group(2)]: float(match.group(1))})

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
 from fleet_emulator.api.admin import AdminServicer
-from fleet_emulator.api.call_scope import CallScopeInterceptor
+from fleet_emulator.api.call_scope import TRANSPORT_MAX_BYTES, CallScopeInterceptor
 from fleet_emulator.api.health import HealthReporter
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
 from fleet_emulator.backends.base import Backend
@@ -64,7 +64,7 @@ class Emulator:
         self.scenario = load_scenario(settings.scenario, self.clock.now())
         self.server = grpc.aio.server(
             interceptors=[CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE))],
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES)],
         )
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:

@@ -162,3 +162,13 @@ async def test_flow_id_is_generated_or_taken_from_the_client(
     assert error_info(error).metadata["flow_id"] == "my-flow-42"
     [request_info] = details_of(rich_status(error), error_details_pb2.RequestInfo)
     assert request_info.request_id == "my-flow-42"
+
+
+async def test_an_oversized_request_is_invalid_with_details(channel: grpc.aio.Channel) -> None:
+    pb = VERSIONS[-1].servicer.adapter.pb
+    call = stub(VERSIONS[-1], channel).GetVehicle(pb.GetVehicleRequest(vehicle_id="a" * 5_000_000))
+    error = await failure(call)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(error).reason == "REQUEST_TOO_LARGE"
+    [bad] = details_of(rich_status(error), error_details_pb2.BadRequest)
+    assert [v.field for v in bad.field_violations] == ["request"]

@@ -1,7 +1,8 @@
 """A server interceptor that gives every call of the emulator's own services the same frame.
 
 For each call it picks the flow id (the client's ``x-flow-id`` or a new one) and sends it as a response
-header, turns request bytes that do not parse into ``INVALID_ARGUMENT`` instead of gRPC's own error, and
+header, turns request bytes that do not parse or are too large into ``INVALID_ARGUMENT`` instead of gRPC's
+own error, and
 maps every ``EmulatorError`` to its rich status in one place (``api/errors.py``). An exception that is not
 an ``EmulatorError`` is a bug: it is logged and sent as ``INTERNAL`` with the flow id.
 """
@@ -19,8 +20,14 @@ from fleet_emulator.api.errors import to_status
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
+from fleet_emulator.domain.reasons import Reason
 
 log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# gRPC itself refuses larger messages, before any handler runs and without details: it is set well above
+# MAX_REQUEST_BYTES so that requests between the two get INVALID_ARGUMENT with a BadRequest instead.
+TRANSPORT_MAX_BYTES = 64 * 1024 * 1024
 
 # grpc's type stubs lag behind grpc.aio (no abort_with_status, sync-only handler types): contexts and
 # handlers are typed loosely here, at the one place that touches them generically.
@@ -29,10 +36,11 @@ Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncIterator[Any]]
 
 
-class MalformedRequest:
-    """Stands in for a request whose bytes did not parse, so that the handler can answer properly."""
+class RejectedRequest:
+    """Stands in for request bytes that cannot be served, so that the handler can answer properly."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, reason: Reason, problem: str) -> None:
+        self.reason = reason
         self.problem = problem
 
 
@@ -41,10 +49,13 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
         return None
 
     def parse(data: bytes) -> Any:
+        if len(data) > MAX_REQUEST_BYTES:
+            problem = f"is {len(data)} bytes, more than the {MAX_REQUEST_BYTES} a request may have"
+            return RejectedRequest(reasons.REQUEST_TOO_LARGE, problem)
         try:
             return deserialize(data)
         except DecodeError as exc:
-            return MalformedRequest(str(exc))
+            return RejectedRequest(reasons.REQUEST_MALFORMED, f"cannot be parsed: {exc}")
 
     return parse
 
@@ -54,9 +65,8 @@ async def _begin(request: Any, context: Context) -> str:
     flow_id = choose_flow_id(sent if isinstance(sent, str) else None)
     current_flow_id.set(flow_id)
     await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id),))
-    if isinstance(request, MalformedRequest):
-        violation = FieldViolation("request", f"cannot be parsed: {request.problem}")
-        raise InvalidArgument(reasons.REQUEST_MALFORMED, [violation])
+    if isinstance(request, RejectedRequest):
+        raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
     return flow_id
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_FORM = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+_FORM = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 _MAX = 2**64 - 1
 
 
@@ -24,7 +24,7 @@ class MessageId:
     @classmethod
     def parse(cls, text: str) -> MessageId:
         """The id written as ``text``; ``ValueError`` explains what is wrong with a malformed one."""
-        match = _FORM.match(text)
+        match = _FORM.fullmatch(text)
         if not match:
             raise ValueError("must look like 1700000000000-0 (milliseconds, a hyphen, a sequence number)")
         ms, seq = int(match.group(1)), int(match.group(2))

@@ -59,6 +59,11 @@ REQUEST_MALFORMED = Reason(
     Code.INVALID_ARGUMENT,
     "The request bytes are not a valid message of the RPC's request type.",
 )
+REQUEST_TOO_LARGE = Reason(
+    "REQUEST_TOO_LARGE",
+    Code.INVALID_ARGUMENT,
+    "The request is larger than the 4 MiB a request may have.",
+)
 FIELD_INVALID = Reason(
     "FIELD_INVALID", Code.INVALID_ARGUMENT, "One or more request fields are invalid; BadRequest names each."
 )

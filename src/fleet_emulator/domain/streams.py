@@ -22,7 +22,7 @@ from fleet_emulator.domain.errors import NotFound, OutOfRange, Violations
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.message_ids import MessageId
 
-EVENT_ID = re.compile(r"^fleets/([a-z0-9][a-z0-9-]{0,62})/vehicle-events$")
+EVENT_ID = re.compile(r"fleets/([a-z0-9][a-z0-9-]{0,62})/vehicle-events")
 DEFAULT_RETENTION = timedelta(hours=24)
 POLL_BATCH = 100
 REPLAY_BATCH = 500
@@ -91,7 +91,7 @@ class EventStreams:
     async def _start(self, event_id: str, last_message_id: str | None) -> MessageId:
         """Validate the request and return the cursor to read after."""
         violations = Violations()
-        match = EVENT_ID.match(event_id)
+        match = EVENT_ID.fullmatch(event_id)
         if not match:
             violations.add(
                 "event_id", "must be a fleet's vehicle_events_id, e.g. fleets/hamburg/vehicle-events"

@@ -7,13 +7,13 @@ import uuid
 
 from fleet_emulator.domain.errors import Violations
 
-FLEET_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+FLEET_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def check_fleet_id(fleet_id: str, violations: Violations, field: str = "fleet_id") -> None:
     if not fleet_id:
         violations.add(field, "is required")
-    elif not FLEET_ID_PATTERN.match(fleet_id):
+    elif not FLEET_ID_PATTERN.fullmatch(fleet_id):
         violations.add(field, "must be 1 to 63 lowercase letters, digits or hyphens, starting alphanumeric")
 
 
