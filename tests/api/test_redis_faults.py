@@ -5,41 +5,24 @@ that resumes with its last message id loses nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
+from fleet_emulator._gen.emulator.admin.v1 import admin_pb2_grpc
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as pb_grpc
 from fleet_emulator.server import Emulator, Settings
 from tests.redis_server import RedisServer
 from tests.rich_errors import details_of, error_info, rich_status
+from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE, set_soc
 from tests.waiting import DEADLINE_S, eventually
 
-VEHICLE = "94d36e21-ca69-4a5b-b2b7-8068122e7362"
-STREAM = "fleets/hamburg/vehicle-events"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test alone, which it may stop and start again (its data kept on disk)."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-async def set_soc(admin: Any, soc: float) -> None:
-    vehicle = pb.Vehicle(id=VEHICLE, battery=pb.Battery(state_of_charge_percent=soc))
-    mask = field_mask_pb2.FieldMask(paths=["battery.state_of_charge_percent"])
-    await admin.UpdateVehicle(admin_pb2.UpdateVehicleRequest(vehicle=vehicle, update_mask=mask))
+VEHICLE = SEED_VEHICLE
+STREAM = HAMBURG_EVENTS
 
 
 async def test_redis_restart_in_the_middle_of_a_stream(own_redis: RedisServer) -> None:

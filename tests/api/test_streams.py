@@ -8,25 +8,16 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from tests.api.conftest import Target
 from tests.rich_errors import details_of, error_info, rich_status
+from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE, set_soc
 
-VEHICLE = "94d36e21-ca69-4a5b-b2b7-8068122e7362"
-STREAM = "fleets/hamburg/vehicle-events"
-
-
-async def set_soc(target: Target, soc: float, flow_id: str = "") -> admin_pb2.UpdateVehicleResponse:
-    vehicle = pb.Vehicle(id=VEHICLE, battery=pb.Battery(state_of_charge_percent=soc, range_km=soc * 2.6))
-    mask = field_mask_pb2.FieldMask(paths=["battery.state_of_charge_percent", "battery.range_km"])
-    metadata = (("x-flow-id", flow_id),) if flow_id else ()
-    return await target.admin.UpdateVehicle(
-        admin_pb2.UpdateVehicleRequest(vehicle=vehicle, update_mask=mask), metadata=metadata
-    )
+VEHICLE = SEED_VEHICLE
+STREAM = HAMBURG_EVENTS
 
 
 async def read(stream: Any, n: int) -> list[pb.StreamResponse]:
@@ -40,12 +31,12 @@ async def test_fleets_name_their_stream(target: Target) -> None:
 
 
 async def test_first_message_is_the_position_then_live_events_with_the_flow_id(target: Target) -> None:
-    await set_soc(target, 50)
+    await set_soc(target.admin, 50)
     stream = target.api.StreamVehicleEvents(pb.StreamRequest(event_id=STREAM))
     [first] = await read(stream, 1)
     assert not first.HasField("event")
     assert first.message_id.endswith("-0")
-    await set_soc(target, 40, flow_id="flow-soc-40")
+    await set_soc(target.admin, 40, flow_id="flow-soc-40")
     [second] = await read(stream, 1)
     assert second.event.battery_changed.state_of_charge_percent == 40
     assert second.event.vehicle_id == VEHICLE
@@ -60,7 +51,7 @@ async def test_resume_replays_exactly_what_was_missed_while_publishing(target: T
     stream.cancel()
     for soc in range(1, 31):
         target.clock.advance(timedelta(milliseconds=1))
-        await set_soc(target, soc)
+        await set_soc(target.admin, soc)
     resumed = target.api.StreamVehicleEvents(
         pb.StreamRequest(event_id=STREAM, last_message_id=start.message_id)
     )
@@ -76,14 +67,14 @@ async def test_resume_replays_exactly_what_was_missed_while_publishing(target: T
 
 async def _publish_more(target: Target, socs: range) -> None:
     for soc in socs:
-        await set_soc(target, soc)
+        await set_soc(target.admin, soc)
 
 
 async def test_a_message_id_older_than_retention_is_expired(target: Target) -> None:
     old = (await target.api.PollVehicleEvents(pb.PollRequest(event_id=STREAM))).message_id
-    await set_soc(target, 10)
+    await set_soc(target.admin, 10)
     target.clock.advance(timedelta(hours=25))
-    await set_soc(target, 20)
+    await set_soc(target.admin, 20)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await read(target.api.StreamVehicleEvents(pb.StreamRequest(event_id=STREAM, last_message_id=old)), 1)
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
@@ -130,7 +121,7 @@ async def test_polling_follows_the_same_ids(target: Target) -> None:
     )
     assert (list(again.events), again.message_id) == ([], start.message_id)
     for soc in range(1, 151):
-        await set_soc(target, soc)
+        await set_soc(target.admin, soc)
     first = await target.api.PollVehicleEvents(
         pb.PollRequest(event_id=STREAM, last_message_id=start.message_id)
     )

@@ -9,7 +9,7 @@ Redis restart in the middle of a stream loses nothing for a client that resumes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +17,19 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as pb_grpc
 from tests.e2e.harness import EmulatorProcess, free_port, serve_command, start
 from tests.redis_server import RedisServer
+from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE, next_message, set_soc
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
-VEHICLE = "94d36e21-ca69-4a5b-b2b7-8068122e7362"
-STREAM = "fleets/hamburg/vehicle-events"
+VEHICLE = SEED_VEHICLE
+STREAM = HAMBURG_EVENTS
 
 
 @dataclass
@@ -37,14 +37,6 @@ class Replica:
     process: EmulatorProcess
     api: pb_grpc.FleetStateServiceAsyncStub
     admin: admin_pb2_grpc.AdminServiceAsyncStub
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @asynccontextmanager
@@ -65,16 +57,6 @@ async def replica(redis_url: str, log: Path, port: int | None = None) -> AsyncIt
     assert code == 0, process.output()
 
 
-async def set_soc(admin: Any, soc: float) -> None:
-    vehicle = pb.Vehicle(id=VEHICLE, battery=pb.Battery(state_of_charge_percent=soc))
-    mask = field_mask_pb2.FieldMask(paths=["battery.state_of_charge_percent"])
-    await admin.UpdateVehicle(admin_pb2.UpdateVehicleRequest(vehicle=vehicle, update_mask=mask))
-
-
-async def next_of(call: Any) -> Any:
-    return await asyncio.wait_for(call.read(), 10)
-
-
 async def test_two_replicas_on_one_redis_act_as_one(redis_url: str, tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(replica(redis_url, tmp_path / "a.log"))
@@ -84,19 +66,19 @@ async def test_two_replicas_on_one_redis_act_as_one(redis_url: str, tmp_path: Pa
         states: Any = b.api.SubscribeToVehicleStates(
             pb.SubscribeToVehicleStatesRequest(fleet_id="hamburg", vehicle_ids=[VEHICLE])
         )
-        await next_of(events)
-        assert (await next_of(states)).vehicle.id == VEHICLE
+        await next_message(events)
+        assert (await next_message(states)).vehicle.id == VEHICLE
 
         change = pb.MissionProgressed(mission_id="m-7", stage=pb.MISSION_STAGE_COMPLETED)
         published = await a.admin.PublishEvent(
             admin_pb2.PublishEventRequest(event=pb.Event(vehicle_id=VEHICLE, mission_progressed=change))
         )
-        arrived = await next_of(events)
+        arrived = await next_message(events)
         assert (arrived.message_id, arrived.event) == (published.message_id, published.event)
 
         await set_soc(a.admin, 42.5)
-        assert (await next_of(states)).vehicle.battery.state_of_charge_percent == 42.5
-        assert (await next_of(events)).event.battery_changed.state_of_charge_percent == 42.5
+        assert (await next_message(states)).vehicle.battery.state_of_charge_percent == 42.5
+        assert (await next_message(events)).event.battery_changed.state_of_charge_percent == 42.5
 
         first = await a.api.ListVehicles(pb.ListVehiclesRequest(fleet_id="hamburg", page_size=20))
         second = await b.api.ListVehicles(
@@ -117,7 +99,7 @@ async def test_streams_are_kept_across_an_emulator_restart(redis_url: str, tmp_p
         resumed: Any = after.api.StreamVehicleEvents(
             pb.StreamRequest(event_id=STREAM, last_message_id=position)
         )
-        socs = [(await next_of(resumed)).event.battery_changed.state_of_charge_percent for _ in range(3)]
+        socs = [(await next_message(resumed)).event.battery_changed.state_of_charge_percent for _ in range(3)]
         assert socs == [31, 32, 33]
         vehicle = (await after.api.GetVehicle(pb.GetVehicleRequest(vehicle_id=VEHICLE))).vehicle
         assert vehicle.battery.state_of_charge_percent == 33
@@ -127,13 +109,13 @@ async def test_streams_are_kept_across_an_emulator_restart(redis_url: str, tmp_p
 async def test_a_redis_restart_mid_stream_loses_nothing(own_redis: RedisServer, tmp_path: Path) -> None:
     async with replica(own_redis.url, tmp_path / "emulator.log") as emulator:
         stream: Any = emulator.api.StreamVehicleEvents(pb.StreamRequest(event_id=STREAM))
-        await next_of(stream)
+        await next_message(stream)
         await set_soc(emulator.admin, 51)
-        last = await next_of(stream)
+        last = await next_message(stream)
 
         own_redis.stop()
         with pytest.raises(grpc.aio.AioRpcError) as ended:
-            await next_of(stream)
+            await next_message(stream)
         assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
         own_redis.start()
 
@@ -150,5 +132,5 @@ async def test_a_redis_restart_mid_stream_loses_nothing(own_redis: RedisServer, 
         resumed: Any = emulator.api.StreamVehicleEvents(
             pb.StreamRequest(event_id=STREAM, last_message_id=last.message_id)
         )
-        assert (await next_of(resumed)).event.battery_changed.state_of_charge_percent == 52
+        assert (await next_message(resumed)).event.battery_changed.state_of_charge_percent == 52
         resumed.cancel()

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from fleet_emulator.backends.base import StateFeed, StateStore
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import NotFound, Violations
+from fleet_emulator.domain.errors import Violations
+from fleet_emulator.domain.lookups import existing_fleet, existing_vehicle
 from fleet_emulator.domain.models import Vehicle
 from fleet_emulator.domain.validation import canonical_vehicle_id, check_fleet_id
 
@@ -29,14 +30,7 @@ class LiveStates:
         check_fleet_id(fleet_id, violations)
         wanted = [canonical_vehicle_id(v, violations, f"vehicle_ids[{i}]") for i, v in enumerate(vehicle_ids)]
         violations.raise_if_any(reasons.FIELD_INVALID)
-        if await self.store.get_fleet(fleet_id) is None:
-            raise NotFound(
-                reasons.FLEET_NOT_FOUND,
-                f"fleet {fleet_id!r} does not exist",
-                resource_type="fleet",
-                resource_name=fleet_id,
-                fleet_id=fleet_id,
-            )
+        await existing_fleet(self.store, fleet_id)
         async with self.feed.subscribe(fleet_id, wanted) as subscription:
             sent: dict[str, tuple[datetime, str]] = {}
             for vehicle in await self._current(fleet_id, wanted):
@@ -51,19 +45,7 @@ class LiveStates:
 
     async def _current(self, fleet_id: str, wanted: list[str]) -> list[Vehicle]:
         if wanted:
-            found = []
-            for vehicle_id in dict.fromkeys(wanted):
-                vehicle = await self.store.get_vehicle(vehicle_id)
-                if vehicle is None or vehicle.fleet_id != fleet_id:
-                    raise NotFound(
-                        reasons.VEHICLE_NOT_FOUND,
-                        f"vehicle {vehicle_id} is not in fleet {fleet_id!r}",
-                        resource_type="vehicle",
-                        resource_name=vehicle_id,
-                        vehicle_id=vehicle_id,
-                    )
-                found.append(vehicle)
-            return found
+            return [await existing_vehicle(self.store, v, fleet_id) for v in dict.fromkeys(wanted)]
         vehicles: list[Vehicle] = []
         while batch := await self.store.list_vehicles(fleet_id, vehicles[-1].id if vehicles else "", PAGE):
             vehicles += batch

@@ -13,7 +13,8 @@ from typing import Generic, TypeVar
 from fleet_emulator.backends.base import StateStore
 from fleet_emulator.domain import paging, reasons
 from fleet_emulator.domain.clock import Clock
-from fleet_emulator.domain.errors import NotFound, Violations
+from fleet_emulator.domain.errors import Violations
+from fleet_emulator.domain.lookups import existing_fleet, existing_vehicle
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.scenario import Scenario
 from fleet_emulator.domain.validation import canonical_vehicle_id, check_fleet_id
@@ -71,7 +72,7 @@ class FleetService:
         violations = Violations()
         check_fleet_id(fleet_id, violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
-        fleet = await self._existing_fleet(fleet_id)
+        fleet = await existing_fleet(self.store, fleet_id)
         return FleetView(fleet, await self.store.count_vehicles(fleet_id))
 
     async def list_vehicles(self, fleet_id: str, page_size: int, page_token: str) -> Page[Vehicle]:
@@ -82,7 +83,7 @@ class FleetService:
         binding = paging.binding_of("ListVehicles", fleet_id=fleet_id)
         if page_token:
             await self._cursor(page_token, binding)  # token errors before existence: the token is the input
-        await self._existing_fleet(fleet_id)
+        await existing_fleet(self.store, fleet_id)
         return await self._page(
             binding, page_token, size, lambda after, n: self.store.list_vehicles(fleet_id, after, n)
         )
@@ -91,28 +92,7 @@ class FleetService:
         violations = Violations()
         canonical = canonical_vehicle_id(vehicle_id, violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
-        vehicle = await self.store.get_vehicle(canonical)
-        if vehicle is None:
-            raise NotFound(
-                reasons.VEHICLE_NOT_FOUND,
-                f"vehicle {canonical} does not exist",
-                resource_type="vehicle",
-                resource_name=canonical,
-                vehicle_id=canonical,
-            )
-        return vehicle
-
-    async def _existing_fleet(self, fleet_id: str) -> Fleet:
-        fleet = await self.store.get_fleet(fleet_id)
-        if fleet is None:
-            raise NotFound(
-                reasons.FLEET_NOT_FOUND,
-                f"fleet {fleet_id!r} does not exist",
-                resource_type="fleet",
-                resource_name=fleet_id,
-                fleet_id=fleet_id,
-            )
-        return fleet
+        return await existing_vehicle(self.store, canonical)
 
     async def _cursor(self, token: str, binding: str) -> paging.PageCursor:
         stored = await self.store.load_cursor(token) if paging.is_well_formed(token) else None

@@ -12,10 +12,11 @@ from fleet_emulator.backends.base import StateFeed, StateStore
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.changes import changes_between, event_for
 from fleet_emulator.domain.clock import Clock
-from fleet_emulator.domain.errors import NotFound, Violations
+from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.events import Event
 from fleet_emulator.domain.field_paths import check_paths, copy_paths
 from fleet_emulator.domain.flow import current_flow_id
+from fleet_emulator.domain.lookups import existing_vehicle
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH, Vehicle
 from fleet_emulator.domain.streams import EventStreams
@@ -35,7 +36,7 @@ class VehicleUpdates:
         self, vehicle_id: str, change: Callable[[Vehicle], Vehicle]
     ) -> tuple[Vehicle, list[Event]]:
         """Apply ``change`` to the stored vehicle; returns the new vehicle and the events it emitted."""
-        old = await self._existing(vehicle_id)
+        old = await existing_vehicle(self.store, vehicle_id)
         now = self.clock.now()
         new = change(old).stamped(now)
         await self.store.put_vehicle(new)
@@ -44,18 +45,6 @@ class VehicleUpdates:
             await self.streams.publish(event)
         await self.feed.publish(new)
         return new, emitted
-
-    async def _existing(self, vehicle_id: str) -> Vehicle:
-        vehicle = await self.store.get_vehicle(vehicle_id)
-        if vehicle is None:
-            raise NotFound(
-                reasons.VEHICLE_NOT_FOUND,
-                f"vehicle {vehicle_id} does not exist",
-                resource_type="vehicle",
-                resource_name=vehicle_id,
-                vehicle_id=vehicle_id,
-            )
-        return vehicle
 
     async def update_paths(
         self, vehicle_id: str, source: Vehicle, paths: list[str]
@@ -74,7 +63,7 @@ class VehicleUpdates:
         if event.change is None:
             violations.add("event.change", "one kind of change is required")
         violations.raise_if_any(reasons.FIELD_INVALID)
-        vehicle = await self._existing(vehicle_id)
+        vehicle = await existing_vehicle(self.store, vehicle_id)
         now = self.clock.now()
         complete = dataclasses.replace(
             event,
