@@ -29,7 +29,7 @@ async def open_and_drop(target: Target) -> None:
         pb.StreamRequest(event_id=STREAM, last_message_id=position.message_id)
     )
     calls.append(waiting)
-    await asyncio.sleep(0.01)  # let the last one reach its blocking read before it is dropped
+    await waiting.initial_metadata()  # the server has taken the call: it is dropped while it waits
     for call in calls:
         call.cancel()
 
@@ -50,6 +50,7 @@ async def test_subscribe_cancel_cycles_leave_nothing_behind(target: Target) -> N
         await eventually(lambda: _no_subscriptions(feed), "the warm-up subscriptions are gone")
         clients_seen.append(await redis_clients(target))
     tasks_before = len(asyncio.all_tasks())
+    known = set(asyncio.all_tasks())
     clients_before = max(clients_seen)
 
     for _ in range(CYCLES):
@@ -63,7 +64,11 @@ async def test_subscribe_cancel_cycles_leave_nothing_behind(target: Target) -> N
     async def clients_settled() -> bool:
         return await redis_clients(target) <= clients_before + CALLS_PER_CYCLE
 
-    await eventually(tasks_settled, f"the tasks are back to {tasks_before}")
+    try:
+        await eventually(tasks_settled, f"the tasks are back to {tasks_before}")
+    except AssertionError as failure:
+        extra = [f"{t.get_name()}: {t.get_coro()}" for t in asyncio.all_tasks() - known]
+        raise AssertionError(f"{failure}; tasks left: {extra}") from None
     # The pool keeps idle connections up to the most ever used at once (a cycle holds up to three), so
     # the count may end a little above the warm-up's; a leak would add connections with every cycle.
     await eventually(clients_settled, f"Redis clients are at most {clients_before} + {CALLS_PER_CYCLE}")
