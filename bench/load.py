@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import queue
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from time import perf_counter
+from typing import TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool, message_factory
@@ -25,21 +28,45 @@ import fleet_emulator.api.versions  # noqa: F401 - registers every served versio
 from bench.report import Measurement
 
 SPAWN = multiprocessing.get_context("spawn")
+T = TypeVar("T")
 CALL_TIMEOUT_SECONDS = 10.0
+COLLECT_POLL_SECONDS = 0.5
 START_TIMEOUT_SECONDS = 60.0
 
 Samples = tuple[list[float], int]  # latencies in seconds of the calls that counted, and failed calls
 
 
 @dataclass(frozen=True)
+class StreamLoad:
+    """The streaming load: subscriber processes; calls in flight in the publisher; a fan-out run publishes
+    ``fanout_deliveries`` / subscribers events, at most ``fanout_max_events``; the latency run's rate,
+    warm-up (not measured) and length; the number of events replayed; and raw Redis XADDs."""
+
+    subscriber_processes: int = 2
+    publish_in_flight: int = 16
+    fanout_deliveries: int = 30_000
+    fanout_max_events: int = 2_000
+    latency_per_second: float = 100.0
+    latency_warmup_seconds: float = 1.0
+    latency_seconds: float = 4.0
+    replay_events: int = 100_000
+    redis_writes: int = 20_000
+
+    def events_for(self, subscribers: int) -> int:
+        return min(self.fanout_max_events, self.fanout_deliveries // subscribers)
+
+
+@dataclass(frozen=True)
 class Load:
-    """The client load: client processes, calls in flight in each, and windows (one per server per round)."""
+    """The client load: client processes, calls in flight in each, and windows (one per server per round)
+    of the unary benchmarks, and the streaming load."""
 
     client_processes: int = 4
     in_flight_per_process: int = 8
     warmup_seconds: float = 1.0
     measure_seconds: float = 4.0
     rounds: int = 2
+    streams: StreamLoad = StreamLoad()
 
 
 @dataclass(frozen=True)
@@ -73,13 +100,33 @@ def drive_unary(address: str, call: UnaryCall, load: Load) -> Samples:
         client.start()
     wait = START_TIMEOUT_SECONDS + load.warmup_seconds + load.measure_seconds + CALL_TIMEOUT_SECONDS
     try:
-        samples = [results.get(timeout=wait) for _ in clients]
+        samples = collect(results, len(clients), clients, wait)
     finally:
-        for client in clients:
-            client.join(CALL_TIMEOUT_SECONDS)
-            if client.is_alive():
-                client.kill()
+        stop_all(clients)
     return [lat for lats, _ in samples for lat in lats], sum(errors for _, errors in samples)
+
+
+def collect(results: Queue[T], count: int, processes: Sequence[BaseProcess], timeout: float) -> list[T]:
+    """``count`` results from ``processes`` within ``timeout`` seconds; fail fast when one of them died."""
+    deadline = perf_counter() + timeout
+    collected: list[T] = []
+    while len(collected) < count:
+        try:
+            collected.append(results.get(timeout=COLLECT_POLL_SECONDS))
+        except queue.Empty:
+            failed = [p.name for p in processes if p.exitcode not in (None, 0)]
+            if failed or perf_counter() > deadline:
+                raise RuntimeError(f"no result from {', '.join(failed) or 'clients'} (see above)") from None
+    return collected
+
+
+def stop_all(processes: Sequence[BaseProcess]) -> None:
+    """Give each process ``CALL_TIMEOUT_SECONDS`` to end by itself, then kill it."""
+    for process in processes:
+        process.join(CALL_TIMEOUT_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _client_process(

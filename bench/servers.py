@@ -3,15 +3,16 @@
 ``serving`` starts a server process, learns its port through a pipe and waits until the gRPC health check
 answers SERVING; leaving the block closes the pipe, which tells the server to stop gracefully. A server
 whose parent vanished sees the pipe close too, and every server stops by itself after ``MAX_SERVE_SECONDS``.
-The baseline answers each benchmarked method with fixed pre-serialized bytes (identity serializers), so it
-costs nothing but gRPC itself.
+The emulator runs on either backend, optionally prepared (e.g. prefilled) before it reports its port. The
+unary baseline answers each benchmarked method with fixed pre-serialized bytes (identity serializers), so
+it costs nothing but gRPC itself; ``serve_bare`` serves any such handlers (the streaming baseline's too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,15 +32,18 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 @contextmanager
-def serving(server_main: Callable[..., None], *args: object) -> Iterator[str]:
-    """Run ``server_main(pipe, *args)`` in a spawned process; yield its address once health is SERVING."""
+def serving(
+    server_main: Callable[..., None], *args: object, ready_timeout: float = READY_TIMEOUT_SECONDS
+) -> Iterator[str]:
+    """Run ``server_main(pipe, *args)`` in a spawned process; yield its address once health is SERVING.
+    The server has ``ready_timeout`` seconds to report its port (longer when it is prefilled first)."""
     parent_end, child_end = SPAWN.Pipe()
     process = SPAWN.Process(target=server_main, args=(child_end, *args), name=server_main.__name__)
     process.start()
     child_end.close()
     try:
-        if not parent_end.poll(READY_TIMEOUT_SECONDS):
-            raise TimeoutError(f"{process.name} did not report a port within {READY_TIMEOUT_SECONDS}s")
+        if not parent_end.poll(ready_timeout):
+            raise TimeoutError(f"{process.name} did not report a port within {ready_timeout}s")
         address = f"{HOST}:{parent_end.recv()}"
         asyncio.run(wait_until_serving(address))
         yield address
@@ -72,25 +76,41 @@ async def _report_port_and_serve(pipe: Connection, port: int) -> None:
     await asyncio.to_thread(pipe.poll, MAX_SERVE_SECONDS)
 
 
-def run_emulator(pipe: Connection) -> None:
-    """Process entry point: the emulator with the bundled demo scenario on a free loopback port."""
-    asyncio.run(_serve_emulator(pipe))
+Prepare = Callable[[Emulator], Awaitable[None]]
 
 
-async def _serve_emulator(pipe: Connection) -> None:
-    emulator = Emulator(Settings(host=HOST, port=0, grace_seconds=1.0))
-    await _report_port_and_serve(pipe, await emulator.start())
-    await emulator.stop()
+def run_emulator(
+    pipe: Connection,
+    backend: str = "memory",
+    redis_url: str = Settings.redis_url,
+    prepare: Prepare | None = None,
+) -> None:
+    """Process entry point: the emulator with the bundled demo scenario on a free loopback port, on
+    ``backend``; ``prepare`` (a picklable function) runs once it has started, before it reports its port."""
+    settings = Settings(host=HOST, port=0, backend=backend, redis_url=redis_url, grace_seconds=1.0)
+    asyncio.run(_serve_emulator(pipe, settings, prepare))
+
+
+async def _serve_emulator(pipe: Connection, settings: Settings, prepare: Prepare | None) -> None:
+    emulator = Emulator(settings)
+    try:
+        port = await emulator.start()
+        if prepare is not None:
+            await prepare(emulator)
+        await _report_port_and_serve(pipe, port)
+    finally:
+        await emulator.stop()
 
 
 def run_baseline(pipe: Connection, responses: Mapping[str, bytes]) -> None:
     """Process entry point: a bare server answering each method path in ``responses`` with its bytes."""
-    asyncio.run(_serve_baseline(pipe, responses))
+    asyncio.run(serve_bare(pipe, _canned_handlers(responses)))
 
 
-async def _serve_baseline(pipe: Connection, responses: Mapping[str, bytes]) -> None:
+async def serve_bare(pipe: Connection, handlers: Sequence[grpc.GenericRpcHandler[bytes, bytes]]) -> None:
+    """A bare ``grpc.aio`` server with ``handlers`` and health, until the parent closes ``pipe``."""
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers(_canned_handlers(responses))
+    server.add_generic_rpc_handlers(tuple(handlers))
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(f"{HOST}:0")
