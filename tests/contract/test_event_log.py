@@ -60,17 +60,21 @@ async def test_retention_trims_by_time_but_keeps_the_last_id(events: EventLog) -
 
 async def test_a_waiting_reader_wakes_up_for_the_next_entry(events: EventLog) -> None:
     start = await events.append("s", event(0), T0, FOREVER)
-    reader = asyncio.create_task(events.read("s", start, 10, wait_s=5))
-    await asyncio.sleep(0.05)  # let the reader block; the append below must wake it, not the time-out
-    assert not reader.done()
-    published = await events.append("s", event(1), T0, FOREVER)
-    got = await asyncio.wait_for(reader, 4)
+    async with events.tail("s") as tail:
+        reader = asyncio.create_task(tail.wait(start, 10, wait_s=5))
+        await asyncio.sleep(0.05)  # let the reader block; the append below must wake it, not the time-out
+        assert not reader.done()
+        published = await events.append("s", event(1), T0, FOREVER)
+        got = await asyncio.wait_for(reader, 4)
     assert [e.message_id for e in got] == [published]
 
 
 async def test_a_waiting_reader_times_out_empty(events: EventLog) -> None:
     start = await events.append("s", event(0), T0, FOREVER)
-    assert await events.read("s", start, 10, wait_s=0.05) == []
+    async with events.tail("s") as tail:
+        assert await tail.wait(start, 10, wait_s=0.05) == []
+        second = await events.append("s", event(1), T0, FOREVER)
+        assert [e.message_id for e in await tail.wait(start, 10, wait_s=5)] == [second], "no wait when there"
 
 
 async def test_clear_forgets_streams(events: EventLog) -> None:

@@ -69,15 +69,25 @@ class StateStore(Protocol):
     async def load_cursor(self, token: str) -> PageCursor | None: ...
 
 
+class Tail(Protocol):
+    async def wait(self, after: MessageId, limit: int, wait_s: float) -> list[LogEntry]:
+        """Like ``EventLog.read``, but when nothing follows ``after`` yet, wait up to ``wait_s`` seconds for
+        the first entry (an empty list when none came)."""
+        ...
+
+
 class EventLog(Protocol):
     async def append(self, stream: str, event: Event, now: datetime, keep_after: datetime) -> MessageId:
         """Append an event with an id at ``now`` (never below the last id) and drop entries before
         ``keep_after``; each entry records the id of the entry appended before it."""
         ...
 
-    async def read(self, stream: str, after: MessageId, limit: int, wait_s: float = 0.0) -> list[LogEntry]:
-        """Up to ``limit`` retained entries after ``after``, oldest first. With ``wait_s`` > 0 and none there
-        yet, wait up to that long for the first one (an empty list when none came)."""
+    async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
+        """Up to ``limit`` retained entries after ``after``, oldest first."""
+        ...
+
+    def tail(self, stream: str) -> AbstractAsyncContextManager[Tail]:
+        """A reader of one subscriber that can wait for new entries; what it holds is freed on exit."""
         ...
 
     async def last_id(self, stream: str) -> MessageId:

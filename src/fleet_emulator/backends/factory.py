@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from fleet_emulator.backends.base import Backend
@@ -12,6 +14,7 @@ from fleet_emulator.backends.redis_keys import DEFAULT_PREFIX, RedisKeys
 from fleet_emulator.backends.redis_state import RedisStateStore
 
 BACKENDS = ("memory", "redis")
+MAX_POOLED_CONNECTIONS = 1000  # redis-py's default of 100 runs out under a few hundred concurrent calls
 
 
 def memory_backend() -> Backend:
@@ -19,12 +22,22 @@ def memory_backend() -> Backend:
 
 
 def redis_backend(url: str, prefix: str = DEFAULT_PREFIX) -> Backend:
-    """All three parts on one client (one connection pool); blocking reads take their own connections."""
-    client = aioredis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10, health_check_interval=5
-    )
+    """All three parts on one client (one connection pool); each stream's tail has a connection of its own."""
+
+    def connect(**options: Any) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+            health_check_interval=5,
+            **options,
+        )
+
+    client = connect(max_connections=MAX_POOLED_CONNECTIONS)
     keys = RedisKeys(prefix)
-    return Backend(RedisStateStore(client, keys), RedisEventLog(client, keys), RedisStateFeed(client, keys))
+    events = RedisEventLog(client, keys, lambda: connect(single_connection_client=True))
+    return Backend(RedisStateStore(client, keys), events, RedisStateFeed(client, keys))
 
 
 def make_backend(name: str, redis_url: str) -> Backend:

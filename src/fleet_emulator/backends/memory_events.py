@@ -1,7 +1,7 @@
 """In-memory event log and state feed: the durable streams and live state fan-out of one process.
 
 Each stream is a list of entries in id order with a bisect index, and a wake-up event that is replaced on
-every append so that any number of readers can wait for "something after my cursor" without a task or a
+every append so that any number of tails can wait for "something after my cursor" without a task or a
 queue of their own. The state feed is the local conflating fan-out (``fanout.py``) and nothing more.
 """
 
@@ -36,6 +36,24 @@ class _Stream:
         del self.entries[:cut], self.ids[:cut]
 
 
+class MemoryTail:
+    """Waits on the stream's wake-up event: no task, queue or buffer of its own."""
+
+    def __init__(self, log: MemoryEventLog, stream: str) -> None:
+        self.log = log
+        self.stream = stream
+
+    async def wait(self, after: MessageId, limit: int, wait_s: float) -> list[LogEntry]:
+        s = self.log._stream(self.stream)
+        if s.last <= after:
+            try:
+                async with asyncio.timeout(wait_s):
+                    await s.appended.wait()
+            except TimeoutError:
+                return []
+        return await self.log.read(self.stream, after, limit)
+
+
 class MemoryEventLog:
     def __init__(self) -> None:
         self._streams: dict[str, _Stream] = {}
@@ -54,15 +72,14 @@ class MemoryEventLog:
         s.appended = asyncio.Event()
         return message_id
 
-    async def read(self, stream: str, after: MessageId, limit: int, wait_s: float = 0.0) -> list[LogEntry]:
+    async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
         s = self._stream(stream)
-        if wait_s > 0 and s.last <= after:
-            try:
-                await asyncio.wait_for(s.appended.wait(), wait_s)
-            except TimeoutError:
-                return []
         start = bisect.bisect_right(s.ids, after)
         return s.entries[start : start + limit]
+
+    @asynccontextmanager
+    async def tail(self, stream: str) -> AsyncIterator[MemoryTail]:
+        yield MemoryTail(self, stream)
 
     async def last_id(self, stream: str) -> MessageId:
         return self._stream(stream).last

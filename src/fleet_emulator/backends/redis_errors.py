@@ -1,8 +1,7 @@
-"""The boundary between redis-py and the domain: connection failures become ``Unavailable``."""
+"""The boundary between redis-py and the domain: Redis connection failures become ``Unavailable``."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -29,22 +28,13 @@ def unavailable(exc: BaseException) -> Unavailable:
 
 
 def mapped(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn redis-py's connection errors into the domain's ``Unavailable``, and keep cancellations.
-
-    redis-py can swallow a cancellation that arrives as a reply is being read (the command then returns
-    normally); a gRPC handler whose client went away would then go on forever. The task still counts the
-    cancel request, so it is raised again here.
-    """
+    """Turn redis-py's connection errors into the domain's ``Unavailable``."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            result = await method(*args, **kwargs)
+            return await method(*args, **kwargs)
         except FAILURES as exc:
             raise unavailable(exc) from exc
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
-        return result
 
     return call

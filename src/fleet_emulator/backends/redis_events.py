@@ -2,10 +2,12 @@
 
 Appending is one Lua script: the id is ``<now ms>-0``, or the last id's time with the next sequence when
 the clock has not moved past it (so ids follow the emulator's clock, virtual or not), the entry records
-its predecessor's id, ``MINID`` trims the retention window and the last id is kept in its own key so that it
-outlives trimming. Replay is ``XRANGE`` with an exclusive start; a waiting reader does its own ``XREAD
-BLOCK`` from its explicit cursor, never ``$``, and no consumer groups. The state feed publishes full states
-on one channel per fleet; each process runs one listener that delivers them to its local subscribers.
+its predecessor's id, ``MINID`` trims the retention window and the last id is kept in its own key so that
+it outlives trimming. Replay is ``XRANGE`` with an exclusive start. Each subscriber's tail does its own
+``XREAD BLOCK`` from its explicit cursor (never ``$``, no consumer groups) on a connection of its own,
+closed when the subscriber goes. Entries are decoded once per process, whatever the number of readers.
+The state feed publishes full states on one channel per fleet; each process runs one listener that
+delivers them to its local subscribers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -31,6 +33,7 @@ from fleet_emulator.domain.message_ids import ZERO, MessageId
 from fleet_emulator.domain.models import Vehicle
 
 log = logging.getLogger(__name__)
+DECODED_CACHE_SIZE = 20_000
 
 APPEND = """
 local last = redis.call('GET', KEYS[2]) or '0-0'
@@ -48,21 +51,50 @@ return id
 """
 
 
-def _entries(raw: list[Any]) -> list[LogEntry]:
-    return [
-        LogEntry(
-            MessageId.parse(entry_id),
-            MessageId.parse(fields["prev"]),
-            decode_as(Event, json.loads(fields["event"])),
-        )
-        for entry_id, fields in raw
-    ]
+class DecodedEntries:
+    """Stream entries decoded once per process: every subscriber of a stream reads the same entries."""
+
+    def __init__(self, size: int = DECODED_CACHE_SIZE) -> None:
+        self.size = size
+        self._cache: dict[tuple[str, str], LogEntry] = {}
+
+    def of(self, raw: list[Any]) -> list[LogEntry]:
+        return [self._entry(entry_id, fields) for entry_id, fields in raw]
+
+    def _entry(self, entry_id: str, fields: dict[str, str]) -> LogEntry:
+        key = (entry_id, fields["event"])  # the text too: after a reset, an id may name another event
+        entry = self._cache.get(key)
+        if entry is None:
+            event = decode_as(Event, json.loads(fields["event"]))
+            entry = self._cache[key] = LogEntry(
+                MessageId.parse(entry_id), MessageId.parse(fields["prev"]), event
+            )
+            if len(self._cache) > self.size:
+                del self._cache[next(iter(self._cache))]
+        return entry
+
+
+class RedisTail:
+    def __init__(self, client: aioredis.Redis, key: str, entries: DecodedEntries) -> None:
+        self.client = client
+        self.key = key
+        self.entries = entries
+
+    @mapped
+    async def wait(self, after: MessageId, limit: int, wait_s: float) -> list[LogEntry]:
+        block = max(1, int(wait_s * 1000))
+        answer: Any = await self.client.xread({self.key: str(after)}, count=limit, block=block)
+        return self.entries.of(answer[0][1]) if answer else []
 
 
 class RedisEventLog:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: RedisKeys, connect: Callable[[], aioredis.Redis]
+    ) -> None:
         self.client = client
         self.keys = keys
+        self.connect = connect
+        self.entries = DecodedEntries()
         self._append = client.register_script(APPEND)
 
     @mapped
@@ -72,13 +104,19 @@ class RedisEventLog:
         return MessageId.parse(await self._append(keys=keys, args=args))
 
     @mapped
-    async def read(self, stream: str, after: MessageId, limit: int, wait_s: float = 0.0) -> list[LogEntry]:
-        key = self.keys.stream(stream)
-        raw: Any = await self.client.xrange(key, f"({after}", "+", count=limit)
-        if raw or wait_s <= 0:
-            return _entries(raw)
-        answer: Any = await self.client.xread({key: str(after)}, count=limit, block=int(wait_s * 1000))
-        return _entries(answer[0][1]) if answer else []
+    async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
+        raw: Any = await self.client.xrange(self.keys.stream(stream), f"({after}", "+", count=limit)
+        return self.entries.of(raw)
+
+    @asynccontextmanager
+    async def tail(self, stream: str) -> AsyncIterator[RedisTail]:
+        """A tail with a connection of its own, for its blocking reads; closed when the subscriber goes."""
+        client = self.connect()
+        try:
+            yield RedisTail(client, self.keys.stream(stream), self.entries)
+        finally:
+            with contextlib.suppress(*FAILURES):
+                await client.aclose()
 
     @mapped
     async def last_id(self, stream: str) -> MessageId:
