@@ -6,13 +6,15 @@ calls it ``spec``). Everything else converts by matching names: dataclass fields
 members to values (``ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``; values a domain enum does not know read as
 ``UNSPECIFIED``), datetimes to Timestamps, and a union field to the oneof member named after the class
 (``LockChanged`` goes in ``lock_changed``). The conversion plan of each type is worked out once and cached,
-and so is the message of each vehicle state (by id and etag), the hot path of every List and stream.
+and so are the messages of each vehicle state (by id and etag) and of each stored event, the hot paths of
+every List and of fan-out to many subscribers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 import types
 import typing
@@ -31,6 +33,7 @@ from fleet_emulator.domain.streams import vehicle_events_id
 
 Convert = Callable[[Any], Any]
 VEHICLE_CACHE_SIZE = 10_000
+EVENT_CACHE_SIZE = 10_000
 Step = tuple[str, str, Convert, bool]  # domain attribute, proto field ("" for a union), converter, repeated
 # protobuf's stubs type descriptors as optional unions of two implementations: kept loose here.
 Descriptor = Any
@@ -43,6 +46,7 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return result
 
 
+@functools.cache
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -66,6 +70,7 @@ class VersionAdapter:
     )
     _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
     _vehicles: dict[tuple[str, str], Message] = field(default_factory=dict, compare=False)
+    _events: dict[int, tuple[Event, Message]] = field(default_factory=dict, compare=False)
 
     def proto_name(self, domain_name: str) -> str:
         return self.spec_field if domain_name == "spec" else domain_name
@@ -198,7 +203,19 @@ class VersionAdapter:
         return message
 
     def event(self, event: Event) -> Any:
-        return self.to_message(event, self.pb.Event.DESCRIPTOR)
+        """The event's message, built once however many subscribers receive the same stored event.
+
+        Both event logs hand every reader the same (immutable) object for an entry, so the cache is by
+        identity; it keeps the object, so that its id cannot be reused while it is cached.
+        """
+        cached = self._events.get(id(event))
+        if cached is not None and cached[0] is event:
+            return cached[1]
+        message = self.to_message(event, self.pb.Event.DESCRIPTOR)
+        self._events[id(event)] = (event, message)
+        if len(self._events) > EVENT_CACHE_SIZE:
+            del self._events[next(iter(self._events))]
+        return message
 
     def event_from(self, message: Any) -> Event:
         event: Event = self.from_message(Event, message)

@@ -41,6 +41,13 @@ def encode_tagged(value: Any) -> dict[str, Any]:
 
 
 @functools.cache
+def _field_hints(kind: type) -> tuple[tuple[str, Any], ...]:
+    """(name, type) of each field of a dataclass: ``get_type_hints`` is slow, so once per class."""
+    hints = typing.get_type_hints(kind)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(kind))
+
+
+@functools.cache
 def _union_fields(kind: type) -> frozenset[str]:
     """Names of the fields of a dataclass whose type is a union of several dataclasses."""
     hints = typing.get_type_hints(kind)
@@ -67,8 +74,7 @@ def decode(kind: Any, data: Any) -> Any:
         item = typing.get_args(kind)[0]
         return tuple(decode(item, v) for v in data)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        hints = typing.get_type_hints(kind)
-        return kind(**{f.name: decode(hints[f.name], data[f.name]) for f in dataclasses.fields(kind)})
+        return kind(**{name: decode(hint, data[name]) for name, hint in _field_hints(kind)})
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return kind[data]
     if kind is datetime:
