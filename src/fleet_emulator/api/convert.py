@@ -27,7 +27,7 @@ from google.protobuf import message_factory, timestamp_pb2
 from google.protobuf.message import Message
 
 from fleet_emulator.domain.events import Event
-from fleet_emulator.domain.models import Fleet, Vehicle
+from fleet_emulator.domain.models import EPOCH, Fleet, Vehicle
 from fleet_emulator.domain.service import FleetView
 from fleet_emulator.domain.streams import vehicle_events_id
 
@@ -41,9 +41,11 @@ FieldDescriptor = Any
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    result = timestamp_pb2.Timestamp()
-    result.FromDatetime(value)
-    return result
+    """The Timestamp of an aware datetime (exact to the microsecond, faster than ``FromDatetime``)."""
+    since = value - EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 @functools.cache

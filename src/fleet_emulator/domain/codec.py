@@ -12,6 +12,7 @@ import enum
 import functools
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -41,13 +42,6 @@ def encode_tagged(value: Any) -> dict[str, Any]:
 
 
 @functools.cache
-def _field_hints(kind: type) -> tuple[tuple[str, Any], ...]:
-    """(name, type) of each field of a dataclass: ``get_type_hints`` is slow, so once per class."""
-    hints = typing.get_type_hints(kind)
-    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(kind))
-
-
-@functools.cache
 def _union_fields(kind: type) -> frozenset[str]:
     """Names of the fields of a dataclass whose type is a union of several dataclasses."""
     hints = typing.get_type_hints(kind)
@@ -61,27 +55,38 @@ def _union_fields(kind: type) -> frozenset[str]:
 
 def decode(kind: Any, data: Any) -> Any:
     """The value of type ``kind`` whose JSON form is ``data``."""
+    return _decoder(kind)(data)
+
+
+@functools.cache
+def _decoder(kind: Any) -> Callable[[Any], Any]:
+    """A function decoding the JSON form of ``kind``, worked out once per type from its annotations."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        if data is None:
-            return None
         if len(options) == 1:
-            return decode(options[0], data)
-        by_name = {k.__name__: k for k in options}
-        return decode(by_name[data[KIND]], {k: v for k, v in data.items() if k != KIND})
+            inner = _decoder(options[0])
+            return lambda data: None if data is None else inner(data)
+        by_name = {k.__name__: _decoder(k) for k in options}
+        return lambda data: None if data is None else by_name[data[KIND]](data)
     if origin is tuple:
-        item = typing.get_args(kind)[0]
-        return tuple(decode(item, v) for v in data)
+        item = _decoder(typing.get_args(kind)[0])
+        return lambda data: tuple(item(v) for v in data)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        return kind(**{name: decode(hint, data[name]) for name, hint in _field_hints(kind)})
+        hints = typing.get_type_hints(kind)
+        fields = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(kind)]
+        return lambda data: kind(**{name: field(data[name]) for name, field in fields})
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
-        return kind[data]
+        return kind.__getitem__
     if kind is datetime:
-        return datetime.fromisoformat(data)
+        return datetime.fromisoformat
     if kind is float:
-        return float(data)
-    return data
+        return float
+    return _identity
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def decode_as(kind: type[T], data: Any) -> T:
