@@ -82,10 +82,8 @@ class EventStreams:
         if initial:
             yield None, cursor
         async with self.log.tail(event_id) as tail:
-            while True:
-                entries = await self.log.read(event_id, cursor, self.settings.replay_batch)
-                if not entries:
-                    entries = await tail.wait(cursor, self.settings.replay_batch, self.settings.wait_s)
+            while True:  # a wait returns at once when entries follow the cursor: replay, then tail
+                entries = await tail.wait(cursor, self.settings.replay_batch, self.settings.wait_s)
                 _keep_cancellation()
                 self._check_no_gap(cursor, entries)
                 for entry in entries:
