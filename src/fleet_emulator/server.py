@@ -1,8 +1,9 @@
 """Builds and runs the emulator's gRPC server: every API version, admin, health, reflection, graceful stop.
 
-``Emulator`` wires the backend, the domain services and the servicers. Health (``api/health.py``) reports
-NOT_SERVING until the backend answers and the scenario is seeded, then follows the backend; on stop it goes
-back to NOT_SERVING before in-flight calls get a grace period to finish.
+``Emulator`` wires the backends, the namespaces (each with its domain services, faults and journal) and
+the servicers. The admin service is on the API port by default, or on a port of its own, or off. Health
+(``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded, then
+follows the backend; on stop it goes back to NOT_SERVING before in-flight calls get a grace period.
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ from fleet_emulator.api.admin import AdminServicer
 from fleet_emulator.api.call_scope import TRANSPORT_MAX_BYTES, CallScopeInterceptor
 from fleet_emulator.api.health import HealthReporter
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
-from fleet_emulator.backends.base import Backend
-from fleet_emulator.backends.factory import make_backend
-from fleet_emulator.domain.clock import Clock, SystemClock
-from fleet_emulator.domain.emulation import Emulation
-from fleet_emulator.domain.scenario import Scenario, load_scenario
+from fleet_emulator.backends.factory import Backends, backends_for
+from fleet_emulator.domain.clock import EmulatorClock
+from fleet_emulator.domain.namespaces import Namespaces
+from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.streams import DEFAULT_RETENTION, StreamSettings
 
 log = logging.getLogger(__name__)
 
 ADMIN_SERVICE: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 ADMIN_PACKAGE = "emulator.admin."
+ADMIN_SAME_PORT = -1
+ADMIN_OFF = -2
 
 
 class StartupError(Exception):
@@ -47,71 +49,94 @@ class Settings:
     scenario: Path | None = None
     redis_url: str = "redis://localhost:6379/0"
     retention: timedelta = DEFAULT_RETENTION
+    admin_port: int = ADMIN_SAME_PORT  # a port of its own (0: a free one), or ADMIN_SAME_PORT, ADMIN_OFF
     health_interval_s: float = 1.0
     grace_seconds: float = 5.0
 
 
+def _grpc_server(namespaces: Namespaces) -> grpc.aio.Server:
+    scope = CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE), PACKAGE_PREFIX, namespaces)
+    return grpc.aio.server(
+        interceptors=[scope],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES)],
+    )
+
+
 class Emulator:
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, backend: Backend | None = None
+        self, settings: Settings, clock: EmulatorClock | None = None, backends: Backends | None = None
     ) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
-        self.backend = backend or make_backend(settings.backend, settings.redis_url)
-        self.emulation = Emulation.build(
-            self.backend, self.clock, StreamSettings(retention=settings.retention)
-        )
-        self.scenario = load_scenario(settings.scenario, self.clock.now())
-        self.server = grpc.aio.server(
-            interceptors=[CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE))],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES)],
-        )
+        self.clock = clock or EmulatorClock()
+        self.backends = backends or backends_for(settings.backend, settings.redis_url)
+        scenario = load_scenario(settings.scenario, self.clock.now())
+        streams = StreamSettings(retention=settings.retention)
+        self.namespaces = Namespaces(self.backends, self.clock, scenario, streams)
+        self.server = _grpc_server(self.namespaces)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
-            version.register(self.server, self.emulation)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminServicer(self.emulation, self.reset), self.server
-        )
-        self.service_names.append(ADMIN_SERVICE)
-        self.health = HealthReporter(self.service_names, self.backend.state.ping, settings.health_interval_s)
+            version.register(self.server, self.namespaces)
+        self.admin_server: grpc.aio.Server | None = None
+        if settings.admin_port != ADMIN_OFF:
+            own = settings.admin_port != ADMIN_SAME_PORT
+            self.admin_server = _grpc_server(self.namespaces) if own else self.server
+            admin = AdminServicer(self.namespaces, self.clock)
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.admin_server)
+        if self.admin_server is self.server:
+            self.service_names.append(ADMIN_SERVICE)
+        default_state = self.namespaces.default.emulation.backend.state
+        self.health = HealthReporter(self.service_names, default_state.ping, settings.health_interval_s)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
+        if self.admin_server is not None and self.admin_server is not self.server:
+            reflection.enable_server_reflection([ADMIN_SERVICE, reflection.SERVICE_NAME], self.admin_server)
         self.port = 0
+        self.admin_port = 0
 
-    async def start(self) -> int:
-        """Bind, serve, load the scenario, then report SERVING. Returns the bound port."""
-        address = f"{self.settings.host}:{self.settings.port}"
+    def _bind(self, server: grpc.aio.Server, port: int) -> int:
+        address = f"{self.settings.host}:{port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            bound: int = server.add_insecure_port(address)
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {address}: is the port in use?") from exc
+        return bound
+
+    async def start(self) -> int:
+        """Bind, serve, seed the scenario, then report SERVING. Returns the bound API port."""
+        self.port = self._bind(self.server, self.settings.port)
+        if self.admin_server is self.server:
+            self.admin_port = self.port
+        elif self.admin_server is not None:
+            self.admin_port = self._bind(self.admin_server, self.settings.admin_port)
+            await self.admin_server.start()
         await self.health.report(False)
         await self.server.start()
         await self.health.wait_for_backend()
-        seeded = await self.emulation.fleets.seed(self.scenario)
+        seeded = await self.namespaces.default.emulation.fleets.seed(self.namespaces.scenario)
         await self.health.report(True)
         self.health.monitor()
         log.info(
-            "fleet emulator serving %s on %s:%d (backend %s, %s)",
+            "fleet emulator serving %s on %s:%d (admin %s, backend %s, %s)",
             ", ".join(v.name for v in VERSIONS),
             self.settings.host,
             self.port,
+            f"on port {self.admin_port}" if self.admin_server is not None else "off",
             self.settings.backend,
-            f"loaded scenario {self.scenario.name!r}" if seeded else "kept the state already in the backend",
+            f"loaded scenario {self.namespaces.scenario.name!r}"
+            if seeded
+            else "kept the state already in the backend",
         )
         return self.port
 
-    async def reset(self) -> Scenario:
-        """Back to the loaded scenario: state, page tokens and event streams are forgotten."""
-        await self.emulation.reset(self.scenario)
-        return self.scenario
-
     async def stop(self) -> None:
         await self.health.stop()
+        if self.admin_server is not None and self.admin_server is not self.server:
+            await self.admin_server.stop(self.settings.grace_seconds)
         await self.server.stop(self.settings.grace_seconds)
-        await self.backend.close()
+        await self.namespaces.close()
+        await self.backends.close()
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Start, then serve until ``stop`` is set, then stop gracefully."""

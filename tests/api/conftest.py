@@ -11,7 +11,7 @@ import pytest
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2_grpc
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc
-from fleet_emulator.domain.clock import VirtualClock
+from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.server import Emulator, Settings
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -20,7 +20,7 @@ START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 @dataclass
 class Target:
     emulator: Emulator
-    clock: VirtualClock
+    clock: EmulatorClock
     channel: grpc.aio.Channel
     api: fleet_state_pb2_grpc.FleetStateServiceAsyncStub
     admin: admin_pb2_grpc.AdminServiceAsyncStub
@@ -30,7 +30,7 @@ class Target:
 async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
     """The demo emulator on each backend, its clock stopped at START, with v2 and admin stubs."""
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    clock = VirtualClock(START)
+    clock = EmulatorClock(START)
     settings = Settings(
         host="127.0.0.1", port=0, backend=request.param, redis_url=redis_url, grace_seconds=0.2
     )

@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fleet_emulator.backends.base import Backend
+from fleet_emulator.backends.factory import MemoryBackends
 from fleet_emulator.backends.memory import MemoryStateStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.server import Emulator, Settings
@@ -28,6 +29,16 @@ class SlowToStartStore(MemoryStateStore):
         await self.ready.wait()
 
 
+class SlowBackends(MemoryBackends):
+    """Memory backends whose default namespace has the slow store."""
+
+    def __init__(self, store: SlowToStartStore) -> None:
+        self.store = store
+
+    def __call__(self, namespace: str) -> Backend:
+        return Backend(self.store, MemoryEventLog(), MemoryStateFeed())
+
+
 async def statuses(channel: grpc.aio.Channel) -> list[str]:
     stub = health_pb2_grpc.HealthStub(channel)
     answers = [await stub.Check(health_pb2.HealthCheckRequest(service=s)) for s in SERVICES]
@@ -36,8 +47,7 @@ async def statuses(channel: grpc.aio.Channel) -> list[str]:
 
 async def test_not_serving_until_the_backend_is_ready_then_serving_then_not_on_stop() -> None:
     store = SlowToStartStore()
-    backend = Backend(store, MemoryEventLog(), MemoryStateFeed())
-    emulator = Emulator(Settings(host="127.0.0.1", port=0, grace_seconds=0.1), backend=backend)
+    emulator = Emulator(Settings(host="127.0.0.1", port=0, grace_seconds=0.1), backends=SlowBackends(store))
     starting = asyncio.create_task(emulator.start())
     await store.asked.wait()  # the server is bound and started before it checks the backend
     async with grpc.aio.insecure_channel(f"127.0.0.1:{emulator.port}") as channel:

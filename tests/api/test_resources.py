@@ -45,7 +45,7 @@ async def redis_clients(target: Target) -> tuple[int, int]:
 
 
 async def test_subscribe_cancel_cycles_leave_nothing_behind(target: Target) -> None:
-    feed = target.emulator.backend.feed
+    feed = target.emulator.namespaces.default.emulation.backend.feed
     await open_and_drop(target)
     await eventually(lambda: _no_subscriptions(feed), "the warm-up subscriptions are gone")
     tasks_before = len(asyncio.all_tasks())

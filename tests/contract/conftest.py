@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fleet_emulator.backends.base import Backend, EventLog, StateFeed, StateStore
-from fleet_emulator.backends.factory import memory_backend, redis_backend
+from fleet_emulator.backends.factory import Backends, MemoryBackends, RedisBackends
+
+
+def backends_of(kind: str, request: pytest.FixtureRequest) -> Backends:
+    return MemoryBackends() if kind == "memory" else RedisBackends(request.getfixturevalue("redis_url"))
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        made = memory_backend()
-    else:
-        made = redis_backend(request.getfixturevalue("redis_url"))
+    backends = backends_of(request.param, request)
+    made = backends("")
     yield made
     await made.close()
+    await backends.close()
 
 
 @pytest.fixture

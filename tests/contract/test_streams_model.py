@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet_emulator.backends.factory import memory_backend, redis_backend
-from fleet_emulator.domain.clock import VirtualClock
+from fleet_emulator.backends.factory import MemoryBackends, RedisBackends
+from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.errors import EmulatorError
 from fleet_emulator.domain.events import Event, LockChanged
 from fleet_emulator.domain.message_ids import ZERO, MessageId
@@ -83,10 +83,11 @@ def number(e: Event | None) -> int:
 
 
 async def run(ops: list[Any], backend_name: str, redis_url: str) -> None:
-    backend = memory_backend() if backend_name == "memory" else redis_backend(redis_url)
+    backends = MemoryBackends() if backend_name == "memory" else RedisBackends(redis_url)
+    backend = backends("")
     await backend.clear()
     await backend.state.put_fleet(Fleet("f", "F", "City", "UTC"))
-    clock = VirtualClock(START)
+    clock = EmulatorClock(START)
     streams = EventStreams(backend.events, backend.state, clock, StreamSettings(RETENTION, poll_batch=BATCH))
     model = Model()
     known: list[MessageId] = []
@@ -111,6 +112,7 @@ async def run(ops: list[Any], backend_name: str, redis_url: str) -> None:
                 assert got == expected, (op, got, expected)
     finally:
         await backend.close()
+        await backends.close()
 
 
 def _cursor(choice: Any, known: list[MessageId]) -> MessageId | None:

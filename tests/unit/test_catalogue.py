@@ -14,8 +14,14 @@ from fleet_emulator.domain import errors, reasons
 from fleet_emulator.domain.reasons import CATALOGUE, Code, Reason, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def subclasses(cls: type[errors.EmulatorError]) -> list[type[errors.EmulatorError]]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+
 CLASS_BY_CODE: dict[Code, type[errors.EmulatorError]] = {
-    cls.code: cls for cls in errors.EmulatorError.__subclasses__()
+    cls.code: cls for cls in subclasses(errors.EmulatorError)
 }
 
 
@@ -24,8 +30,8 @@ def sample(reason: Reason) -> errors.EmulatorError:
     cls = CLASS_BY_CODE[reason.code]
     if cls is errors.InvalidArgument:
         return errors.InvalidArgument(reason, [errors.FieldViolation("f", "bad")])
-    if cls is errors.NotFound:
-        return errors.NotFound(reason, "missing", resource_type="vehicle", resource_name="x")
+    if issubclass(cls, errors.NotFound):
+        return cls(reason, "missing", resource_type="vehicle", resource_name="x")
     if cls is errors.FailedPrecondition:
         return errors.FailedPrecondition(reason, "no", [errors.PreconditionViolation("T", "s", "d")])
     if cls is errors.Unavailable:

@@ -10,7 +10,7 @@ import pytest
 from fleet_emulator.backends.base import StateStore
 from fleet_emulator.backends.memory import MemoryStateStore
 from fleet_emulator.domain import paging, reasons
-from fleet_emulator.domain.clock import VirtualClock
+from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.errors import InvalidArgument, NotFound
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.scenario import Scenario
@@ -26,7 +26,7 @@ def vehicle(n: int, fleet_id: str = "big") -> Vehicle:
 @pytest.fixture
 async def service() -> FleetService:
     """A service over 1200 vehicles in fleet `big`, 3 in `small`, on a virtual clock."""
-    svc = FleetService(MemoryStateStore(), VirtualClock(START))
+    svc = FleetService(MemoryStateStore(), EmulatorClock(START))
     fleets = (Fleet("big", "Big", "Hamburg", "Europe/Berlin"), Fleet("small", "Small", "Hanover", "UTC"))
     vehicles = [vehicle(n) for n in range(1200)] + [vehicle(n, "small") for n in range(5000, 5003)]
     await svc.load(Scenario("paging", fleets, tuple(vehicles)))
@@ -97,7 +97,7 @@ async def test_unknown_or_garbled_token_is_not_found(service: FleetService, toke
 
 async def test_token_expires_on_the_emulator_clock(service: FleetService) -> None:
     token = (await service.list_vehicles("big", 10, "")).next_page_token
-    assert isinstance(service.clock, VirtualClock)
+    assert isinstance(service.clock, EmulatorClock)
     service.clock.advance(paging.TOKEN_LIFETIME - timedelta(seconds=1))
     assert (await service.list_vehicles("big", 10, token)).items
     service.clock.advance(timedelta(seconds=1))

@@ -1,10 +1,11 @@
 """A server interceptor that gives every call of the emulator's own services the same frame.
 
 For each call it picks the flow id (the client's ``x-flow-id`` or a new one) and sends it as a response
-header, turns request bytes that do not parse or are too large into ``INVALID_ARGUMENT`` instead of gRPC's
-own error, and
-maps every ``EmulatorError`` to its rich status in one place (``api/errors.py``). An exception that is not
-an ``EmulatorError`` is a bug: it is logged and sent as ``INTERNAL`` with the flow id.
+header, settles the namespace (``x-emulator-namespace``), turns request bytes that do not parse or are too
+large into ``INVALID_ARGUMENT`` instead of gRPC's own error, journals calls of the emulated API and applies
+fault rules to them (``steering.py``), and maps every ``EmulatorError`` to its rich status in one place
+(``api/errors.py``). An exception that is not an ``EmulatorError`` is a bug: it is logged and sent as
+``INTERNAL`` with the flow id.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from fleet_emulator.api.errors import to_status
+from fleet_emulator.api.steering import CallWatch, InjectedFault, watch
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
+from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 from fleet_emulator.domain.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -60,53 +63,88 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return parse
 
 
-async def _begin(request: Any, context: Context) -> str:
-    sent = dict(context.invocation_metadata() or ()).get(FLOW_ID_HEADER)
+def _begin(context: Context) -> str:
+    """Settle the call's flow id and namespace, both from its headers."""
+    headers = dict(context.invocation_metadata() or ())
+    sent = headers.get(FLOW_ID_HEADER)
     flow_id = choose_flow_id(sent if isinstance(sent, str) else None)
     current_flow_id.set(flow_id)
-    await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id),))
-    if isinstance(request, RejectedRequest):
-        raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
+    namespace = headers.get(NAMESPACE_HEADER, DEFAULT)
+    current_namespace.set(namespace if isinstance(namespace, str) else "\x00")
     return flow_id
 
 
 async def _fail(error: Exception, context: Context) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
+    if isinstance(error, InjectedFault):
+        await context.abort_with_status(error.status)
     if not isinstance(error, EmulatorError):
         log.exception("bug while serving a call (flow id %s)", current_flow_id.get())
         error = Internal(reasons.INTERNAL_ERROR, "internal error in the emulator; report the flow id")
     await context.abort_with_status(to_status(error, current_flow_id.get()))
 
 
-def _unary(behaviour: Unary) -> Unary:
-    async def serve(request: Any, context: Context) -> Any:
-        try:
-            await _begin(request, context)
-            return await behaviour(request, context)
-        except Exception as error:
-            await _fail(error, context)
-
-    return serve
-
-
-def _streaming(behaviour: Streaming) -> Streaming:
-    async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
-        try:
-            await _begin(request, context)
-            async for message in behaviour(request, context):
-                yield message
-        except Exception as error:
-            await _fail(error, context)
-
-    return serve
-
-
 class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Applies the call frame to services whose full name starts with one of ``prefixes``."""
+    """Applies the call frame to services whose full name starts with one of ``prefixes``; the calls of
+    services under ``observed`` (the emulated API) are also journaled and subject to fault rules."""
 
-    def __init__(self, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, prefixes: tuple[str, ...], observed: str, namespaces: Namespaces) -> None:
         self.prefixes = tuple(f"/{p}" for p in prefixes)
+        self.observed = f"/{observed}"
+        self.namespaces = namespaces
+
+    async def _open(self, method: str, request: Any, context: Context, streaming: bool) -> CallWatch | None:
+        flow_id = _begin(context)
+        await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id),))
+        if isinstance(request, RejectedRequest):
+            raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
+        namespace = await self.namespaces.current()
+        if not method.startswith(self.observed):
+            return None
+        return watch(namespace, method, request, context, flow_id, streaming)
+
+    def _unary(self, method: str, behaviour: Unary) -> Unary:
+        async def serve(request: Any, context: Context) -> Any:
+            watching: CallWatch | None = None
+            try:
+                watching = await self._open(method, request, context, streaming=False)
+                if watching is not None:
+                    await watching.before()
+                response = await behaviour(request, context)
+            except BaseException as error:
+                if watching is not None:
+                    watching.finish(error)
+                if isinstance(error, Exception):
+                    await _fail(error, context)
+                raise
+            if watching is not None:
+                watching.finish(None)
+            return response
+
+        return serve
+
+    def _streaming(self, method: str, behaviour: Streaming) -> Streaming:
+        async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
+            watching: CallWatch | None = None
+            try:
+                watching = await self._open(method, request, context, streaming=True)
+                if watching is not None:
+                    await watching.before()
+                async for message in behaviour(request, context):
+                    yield message
+                    if watching is not None:
+                        await watching.sent(message)
+            except BaseException as error:
+                if watching is not None:
+                    watching.finish(error)
+                if isinstance(error, Exception):
+                    await _fail(error, context)
+                raise
+            if watching is not None:
+                watching.finish(None)
+
+        return serve
 
     async def intercept_service(
         self,
@@ -120,10 +158,14 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         parse, write = _tolerant(handler.request_deserializer), handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary), request_deserializer=parse, response_serializer=write
+                self._unary(method, handler.unary_unary),
+                request_deserializer=parse,
+                response_serializer=write,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream), request_deserializer=parse, response_serializer=write
+                self._streaming(method, handler.unary_stream),
+                request_deserializer=parse,
+                response_serializer=write,
             )
         return handler

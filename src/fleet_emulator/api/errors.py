@@ -7,6 +7,8 @@ whose ``request_id`` is the flow id, plus the details of its code (see ``domain/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
@@ -56,15 +58,35 @@ def _details(error: domain.EmulatorError) -> list[Message]:
 
 def to_status(error: domain.EmulatorError, flow_id: str) -> grpc.Status:
     """The gRPC status (code, message and details trailer) for a domain error."""
+    extra = [_packed(m) for m in _details(error)]
+    return _status(error.code.value, error.message, error.reason.name, error.metadata, extra, flow_id)
+
+
+def fault_status(
+    code: int, message: str, reason: str, details: Sequence[any_pb2.Any], flow_id: str
+) -> grpc.Status:
+    """The status an injected fault sends: the rule's code, message, reason and extra details."""
+    return _status(code, message, reason, {}, details, flow_id)
+
+
+def _status(
+    code: int,
+    message: str,
+    reason: str,
+    metadata: dict[str, str],
+    extra: Sequence[any_pb2.Any],
+    flow_id: str,
+) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(
-        reason=error.reason.name, domain=DOMAIN, metadata={"flow_id": flow_id, **error.metadata}
+        reason=reason, domain=DOMAIN, metadata={"flow_id": flow_id, **metadata}
     )
     request = error_details_pb2.RequestInfo(request_id=flow_id)
-    details = []
-    for message in [info, request, *_details(error)]:
-        packed = any_pb2.Any()
-        packed.Pack(message)
-        details.append(packed)
-    status = status_pb2.Status(code=error.code.value, message=error.message, details=details)
-    result: grpc.Status = rpc_status.to_status(status)
+    details = [_packed(info), _packed(request), *extra]
+    result: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
     return result
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

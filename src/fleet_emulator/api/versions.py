@@ -22,7 +22,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2_pb
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as v2_grpc
 from fleet_emulator.api.convert import VersionAdapter
 from fleet_emulator.api.fleet_state import FleetStateApi
-from fleet_emulator.domain.emulation import Emulation
+from fleet_emulator.domain.namespaces import Namespaces
 
 PACKAGE_PREFIX = "moia.fleet.state."
 
@@ -51,9 +51,9 @@ class ApiVersion:
         name: str = self.servicer.adapter.pb.DESCRIPTOR.services_by_name["FleetStateService"].full_name
         return name
 
-    def register(self, server: grpc.aio.Server, emulation: Emulation) -> None:
+    def register(self, server: grpc.aio.Server, namespaces: Namespaces) -> None:
         add: Callable[[Any, grpc.aio.Server], None] = self.grpc_module.add_FleetStateServiceServicer_to_server
-        add(self.servicer(emulation), server)
+        add(self.servicer(namespaces), server)
 
 
 VERSIONS = (

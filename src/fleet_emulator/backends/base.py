@@ -27,8 +27,6 @@ class StateStore(Protocol):
         """Return when the backend can serve calls; raise ``Unavailable`` when it cannot."""
         ...
 
-    async def close(self) -> None: ...
-
     async def clear(self) -> None:
         """Remove every fleet, vehicle and page cursor."""
         ...
@@ -135,5 +133,5 @@ class Backend:
         await self.events.clear()
 
     async def close(self) -> None:
+        """Free what the namespace's backend holds of its own (a shared client is closed by its owner)."""
         await self.feed.close()
-        await self.state.close()

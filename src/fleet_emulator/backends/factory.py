@@ -1,8 +1,9 @@
-"""Builds a complete ``Backend`` (state store, event log, state feed) for a backend name."""
+"""Backends per namespace: ``MemoryBackends`` gives each namespace its own in-process state,
+``RedisBackends`` gives each its own key prefix on one shared Redis client (one connection pool)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -17,16 +18,30 @@ BACKENDS = ("memory", "redis")
 MAX_POOLED_CONNECTIONS = 1000  # redis-py's default of 100 runs out under a few hundred concurrent calls
 
 
-def memory_backend() -> Backend:
-    return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed())
+class Backends(Protocol):
+    def __call__(self, namespace: str) -> Backend:
+        """The backend of a namespace ("" is the default namespace)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
-def redis_backend(url: str, prefix: str = DEFAULT_PREFIX) -> Backend:
-    """All three parts on one client (one connection pool); each stream's tail has a connection of its own."""
+class MemoryBackends:
+    def __call__(self, namespace: str) -> Backend:
+        return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed())
 
-    def connect(**options: Any) -> aioredis.Redis:
+    async def close(self) -> None:
+        return None
+
+
+class RedisBackends:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = self.connect(max_connections=MAX_POOLED_CONNECTIONS)
+
+    def connect(self, **options: Any) -> aioredis.Redis:
         return aioredis.Redis.from_url(
-            url,
+            self.url,
             decode_responses=True,
             socket_connect_timeout=2,
             socket_timeout=10,
@@ -34,15 +49,24 @@ def redis_backend(url: str, prefix: str = DEFAULT_PREFIX) -> Backend:
             **options,
         )
 
-    client = connect(max_connections=MAX_POOLED_CONNECTIONS)
-    keys = RedisKeys(prefix)
-    events = RedisEventLog(client, keys, lambda: connect(single_connection_client=True))
-    return Backend(RedisStateStore(client, keys), events, RedisStateFeed(client, keys))
+    def __call__(self, namespace: str) -> Backend:
+        """Keys under ``fleet-emulator:`` for the default namespace, ``fleet-emulator:ns:<name>:`` else;
+        each stream's tail gets a connection of its own."""
+        keys = RedisKeys(f"{DEFAULT_PREFIX}:ns:{namespace}" if namespace else DEFAULT_PREFIX)
+        events = RedisEventLog(self.client, keys, lambda: self.connect(single_connection_client=True))
+        return Backend(RedisStateStore(self.client, keys), events, RedisStateFeed(self.client, keys))
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
-def make_backend(name: str, redis_url: str) -> Backend:
+def memory_backend() -> Backend:
+    return MemoryBackends()("")
+
+
+def backends_for(name: str, redis_url: str) -> Backends:
     if name == "memory":
-        return memory_backend()
+        return MemoryBackends()
     if name == "redis":
-        return redis_backend(redis_url)
+        return RedisBackends(redis_url)
     raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")

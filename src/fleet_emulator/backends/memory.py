@@ -31,9 +31,6 @@ class MemoryStateStore:
     async def ping(self) -> None:
         return None
 
-    async def close(self) -> None:
-        return None
-
     async def clear(self) -> None:
         self._reset()
 

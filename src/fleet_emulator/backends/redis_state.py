@@ -29,9 +29,6 @@ class RedisStateStore:
     async def ping(self) -> None:
         await self.client.ping()
 
-    async def close(self) -> None:
-        await self.client.aclose()
-
     @mapped
     async def clear(self) -> None:
         await self.keys.delete_matching(self.client, self.keys.state_patterns)

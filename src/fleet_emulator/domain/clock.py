@@ -1,4 +1,8 @@
-"""The emulator's notion of time, behind one small protocol so that a virtual clock can replace it."""
+"""The emulator's notion of time: real by default, or a virtual clock that tests set and advance.
+
+Everything that depends on time reads it here (stream ids and retention, page-token expiry, the
+simulator), so moving the clock moves all of them together. One clock serves every namespace.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +16,24 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
-    """Real wall-clock time."""
+class EmulatorClock:
+    """Real time until set or advanced; from then on virtual: it moves only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._frozen = start
+
+    @property
+    def virtual(self) -> bool:
+        return self._frozen is not None
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class VirtualClock:
-    """A clock that only moves when told to: tests set and advance it."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
+        return self._frozen if self._frozen is not None else datetime.now(UTC)
 
     def set(self, when: datetime) -> None:
-        self._now = when
+        self._frozen = when
 
     def advance(self, by: timedelta) -> None:
-        self._now += by
+        self._frozen = self.now() + by
+
+    def use_real_time(self) -> None:
+        self._frozen = None

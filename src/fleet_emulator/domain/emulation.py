@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.domain.clock import Clock
+from fleet_emulator.domain.inventory import Inventory
 from fleet_emulator.domain.live_states import LiveStates
 from fleet_emulator.domain.scenario import Scenario
 from fleet_emulator.domain.service import FleetService
@@ -20,6 +21,7 @@ class Emulation:
     streams: EventStreams
     live: LiveStates
     updates: VehicleUpdates
+    inventory: Inventory
 
     @classmethod
     def build(
@@ -32,6 +34,7 @@ class Emulation:
             streams=streams,
             live=LiveStates(backend.state, backend.feed),
             updates=VehicleUpdates(backend.state, streams, backend.feed, clock),
+            inventory=Inventory(backend.state, clock),
         )
 
     async def reset(self, scenario: Scenario) -> None:

@@ -6,6 +6,7 @@ gets::
     EmulatorError                      reason, message, metadata
      +-- InvalidArgument               field violations (BadRequest)
      +-- NotFound                      resource type and name (ResourceInfo); page tokens use ErrorInfo only
+     |    +-- AlreadyExists            resource type and name (ResourceInfo)
      +-- OutOfRange                    -
      +-- FailedPrecondition            precondition violations (PreconditionFailure)
      +-- Unavailable                   retry delay (RetryInfo)
@@ -75,6 +76,12 @@ class NotFound(EmulatorError):
         super().__init__(reason, message, **metadata)
         self.resource_type = resource_type
         self.resource_name = resource_name
+
+
+class AlreadyExists(NotFound):
+    """Same details as NotFound (the resource), another code."""
+
+    code = Code.ALREADY_EXISTS
 
 
 class OutOfRange(EmulatorError):

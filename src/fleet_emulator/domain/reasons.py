@@ -86,6 +86,16 @@ PAGE_TOKEN_EXPIRED = Reason(
 )
 FLEET_NOT_FOUND = Reason("FLEET_NOT_FOUND", Code.NOT_FOUND, "No fleet has this id.")
 VEHICLE_NOT_FOUND = Reason("VEHICLE_NOT_FOUND", Code.NOT_FOUND, "No vehicle has this id.")
+FLEET_ALREADY_EXISTS = Reason("FLEET_ALREADY_EXISTS", Code.ALREADY_EXISTS, "A fleet with this id exists.")
+VEHICLE_ALREADY_EXISTS = Reason(
+    "VEHICLE_ALREADY_EXISTS", Code.ALREADY_EXISTS, "A vehicle with this id exists."
+)
+FAULT_NOT_FOUND = Reason("FAULT_NOT_FOUND", Code.NOT_FOUND, "No fault rule has this id in the namespace.")
+SCENARIO_INVALID = Reason(
+    "SCENARIO_INVALID",
+    Code.INVALID_ARGUMENT,
+    "The scenario does not follow scenario.schema.json; BadRequest names each problem with its line.",
+)
 BACKEND_UNAVAILABLE = Reason(
     "BACKEND_UNAVAILABLE",
     Code.UNAVAILABLE,

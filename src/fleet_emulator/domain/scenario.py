@@ -76,6 +76,11 @@ def load_scenario(path: str | Path | None, now: datetime) -> Scenario:
             text = Path(path).read_text()
         except OSError as exc:
             raise ScenarioError(f"{source}: cannot read: {exc.strerror}") from exc
+    return parse_scenario(text, source, now)
+
+
+def parse_scenario(text: str, source: str, now: datetime) -> Scenario:
+    """A scenario from YAML text; ``source`` names it in errors."""
     try:
         data, root = yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:

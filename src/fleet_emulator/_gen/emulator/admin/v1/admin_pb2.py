@@ -22,29 +22,113 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as moia_dot_fleet_dot_state_dot_v2_dot_fleet__state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65mulator/admin/v1/admin.proto\x12\x11\x65mulator.admin.v1\x1a google/protobuf/field_mask.proto\x1a%moia/fleet/state/v2/fleet_state.proto\"\x16\n\x14ResetEmulatorRequest\"C\n\x15ResetEmulatorResponse\x12\x13\n\x0b\x66leet_count\x18\x01 \x01(\x05\x12\x15\n\rvehicle_count\x18\x02 \x01(\x05\"v\n\x14UpdateVehicleRequest\x12-\n\x07vehicle\x18\x01 \x01(\x0b\x32\x1c.moia.fleet.state.v2.Vehicle\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"r\n\x15UpdateVehicleResponse\x12-\n\x07vehicle\x18\x01 \x01(\x0b\x32\x1c.moia.fleet.state.v2.Vehicle\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.moia.fleet.state.v2.Event\"@\n\x13PublishEventRequest\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Event\"U\n\x14PublishEventResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12)\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Event2\xb7\x02\n\x0c\x41\x64minService\x12\x62\n\rResetEmulator\x12\'.emulator.admin.v1.ResetEmulatorRequest\x1a(.emulator.admin.v1.ResetEmulatorResponse\x12\x62\n\rUpdateVehicle\x12\'.emulator.admin.v1.UpdateVehicleRequest\x1a(.emulator.admin.v1.UpdateVehicleResponse\x12_\n\x0cPublishEvent\x12&.emulator.admin.v1.PublishEventRequest\x1a\'.emulator.admin.v1.PublishEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65mulator/admin/v1/admin.proto\x12\x11\x65mulator.admin.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%moia/fleet/state/v2/fleet_state.proto\"\x16\n\x14ResetEmulatorRequest\"C\n\x15ResetEmulatorResponse\x12\x13\n\x0b\x66leet_count\x18\x01 \x01(\x05\x12\x15\n\rvehicle_count\x18\x02 \x01(\x05\"3\n\x13LoadScenarioRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"P\n\x14LoadScenarioResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x66leet_count\x18\x02 \x01(\x05\x12\x15\n\rvehicle_count\x18\x03 \x01(\x05\"?\n\x12\x43reateFleetRequest\x12)\n\x05\x66leet\x18\x01 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Fleet\"@\n\x13\x43reateFleetResponse\x12)\n\x05\x66leet\x18\x01 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Fleet\"p\n\x12UpdateFleetRequest\x12)\n\x05\x66leet\x18\x01 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Fleet\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"@\n\x13UpdateFleetResponse\x12)\n\x05\x66leet\x18\x01 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Fleet\"&\n\x12\x44\x65leteFleetRequest\x12\x10\n\x08\x66leet_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteFleetResponse\"E\n\x14\x43reateVehicleRequest\x12-\n\x07vehicle\x18\x01 \x01(\x0b\x32\x1c.moia.fleet.state.v2.Vehicle\"F\n\x15\x43reateVehicleResponse\x12-\n\x07vehicle\x18\x01 \x01(\x0b\x32\x1c.moia.fleet.state.v2.Vehicle\"v\n\x14UpdateVehicleRequest\x12-\n\x07vehicle\x18\x01 \x01(\x0b\x32\x1c.moia.fleet.state.v2.Vehicle\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"r\n\x15UpdateVehicleResponse\x12-\n\x07vehicle\x18\x01 \x01(\x0b\x32\x1c.moia.fleet.state.v2.Vehicle\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.moia.fleet.state.v2.Event\"*\n\x14\x44\x65leteVehicleRequest\x12\x12\n\nvehicle_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteVehicleResponse\"@\n\x13PublishEventRequest\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Event\"U\n\x14PublishEventResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12)\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1a.moia.fleet.state.v2.Event\"`\n\x08\x46\x61ilCall\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12%\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32\x14.google.protobuf.Any\"6\n\nAddLatency\x12(\n\x05\x64\x65lay\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"D\n\x0b\x42reakStream\x12\x16\n\x0e\x61\x66ter_messages\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"%\n\x0bStallStream\x12\x16\n\x0e\x61\x66ter_messages\x18\x01 \x01(\x05\"\xe2\x02\n\x05\x46\x61ult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x10\n\x08\x66leet_id\x18\x03 \x01(\t\x12\x12\n\nvehicle_id\x18\x04 \x01(\t\x12\r\n\x05times\x18\x05 \x01(\x05\x12\x13\n\x0bprobability\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12+\n\x04\x66\x61il\x18\n \x01(\x0b\x32\x1b.emulator.admin.v1.FailCallH\x00\x12\x30\n\x07latency\x18\x0b \x01(\x0b\x32\x1d.emulator.admin.v1.AddLatencyH\x00\x12\x36\n\x0c\x62reak_stream\x18\x0c \x01(\x0b\x32\x1e.emulator.admin.v1.BreakStreamH\x00\x12\x36\n\x0cstall_stream\x18\r \x01(\x0b\x32\x1e.emulator.admin.v1.StallStreamH\x00\x12\x0c\n\x04hits\x18\x14 \x01(\x05\x42\x08\n\x06\x61\x63tion\"=\n\x12\x43reateFaultRequest\x12\'\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x18.emulator.admin.v1.Fault\">\n\x13\x43reateFaultResponse\x12\'\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x18.emulator.admin.v1.Fault\"\x13\n\x11ListFaultsRequest\">\n\x12ListFaultsResponse\x12(\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x18.emulator.admin.v1.Fault\"&\n\x12\x44\x65leteFaultRequest\x12\x10\n\x08\x66\x61ult_id\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteFaultResponse\"\x14\n\x12\x43learFaultsRequest\"&\n\x13\x43learFaultsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"\xd7\x03\n\x0cJournalEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12?\n\x08metadata\x18\x05 \x03(\x0b\x32-.emulator.admin.v1.JournalEntry.MetadataEntry\x12(\n\x07request\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04\x63ode\x18\x07 \x01(\x05\x12\x16\n\x0estatus_message\x18\x08 \x01(\t\x12\x0f\n\x07\x66low_id\x18\t \x01(\t\x12+\n\x08\x64uration\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04peer\x18\x0b \x01(\t\x12)\n\x08messages\x18\x0c \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rmessage_count\x18\r \x01(\x05\x12\x14\n\x0cresumed_from\x18\x0e \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x83\x01\n\x19ListJournalEntriesRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07\x66low_id\x18\x02 \x01(\t\x12\x11\n\x04\x63ode\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x42\x07\n\x05_code\"N\n\x1aListJournalEntriesResponse\x12\x30\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1f.emulator.admin.v1.JournalEntry\"\x15\n\x13\x43learJournalRequest\"\'\n\x14\x43learJournalResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"\x11\n\x0fGetClockRequest\"L\n\x10GetClockResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07virtual\x18\x02 \x01(\x08\";\n\x0fSetClockRequest\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x10SetClockResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x13\x41\x64vanceClockRequest\x12%\n\x02\x62y\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"?\n\x14\x41\x64vanceClockResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13UseRealClockRequest\"?\n\x14UseRealClockResponse\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xaf\x0e\n\x0c\x41\x64minService\x12\x62\n\rResetEmulator\x12\'.emulator.admin.v1.ResetEmulatorRequest\x1a(.emulator.admin.v1.ResetEmulatorResponse\x12_\n\x0cLoadScenario\x12&.emulator.admin.v1.LoadScenarioRequest\x1a\'.emulator.admin.v1.LoadScenarioResponse\x12\\\n\x0b\x43reateFleet\x12%.emulator.admin.v1.CreateFleetRequest\x1a&.emulator.admin.v1.CreateFleetResponse\x12\\\n\x0bUpdateFleet\x12%.emulator.admin.v1.UpdateFleetRequest\x1a&.emulator.admin.v1.UpdateFleetResponse\x12\\\n\x0b\x44\x65leteFleet\x12%.emulator.admin.v1.DeleteFleetRequest\x1a&.emulator.admin.v1.DeleteFleetResponse\x12\x62\n\rCreateVehicle\x12\'.emulator.admin.v1.CreateVehicleRequest\x1a(.emulator.admin.v1.CreateVehicleResponse\x12\x62\n\rUpdateVehicle\x12\'.emulator.admin.v1.UpdateVehicleRequest\x1a(.emulator.admin.v1.UpdateVehicleResponse\x12\x62\n\rDeleteVehicle\x12\'.emulator.admin.v1.DeleteVehicleRequest\x1a(.emulator.admin.v1.DeleteVehicleResponse\x12_\n\x0cPublishEvent\x12&.emulator.admin.v1.PublishEventRequest\x1a\'.emulator.admin.v1.PublishEventResponse\x12\\\n\x0b\x43reateFault\x12%.emulator.admin.v1.CreateFaultRequest\x1a&.emulator.admin.v1.CreateFaultResponse\x12Y\n\nListFaults\x12$.emulator.admin.v1.ListFaultsRequest\x1a%.emulator.admin.v1.ListFaultsResponse\x12\\\n\x0b\x44\x65leteFault\x12%.emulator.admin.v1.DeleteFaultRequest\x1a&.emulator.admin.v1.DeleteFaultResponse\x12\\\n\x0b\x43learFaults\x12%.emulator.admin.v1.ClearFaultsRequest\x1a&.emulator.admin.v1.ClearFaultsResponse\x12q\n\x12ListJournalEntries\x12,.emulator.admin.v1.ListJournalEntriesRequest\x1a-.emulator.admin.v1.ListJournalEntriesResponse\x12_\n\x0c\x43learJournal\x12&.emulator.admin.v1.ClearJournalRequest\x1a\'.emulator.admin.v1.ClearJournalResponse\x12S\n\x08GetClock\x12\".emulator.admin.v1.GetClockRequest\x1a#.emulator.admin.v1.GetClockResponse\x12S\n\x08SetClock\x12\".emulator.admin.v1.SetClockRequest\x1a#.emulator.admin.v1.SetClockResponse\x12_\n\x0c\x41\x64vanceClock\x12&.emulator.admin.v1.AdvanceClockRequest\x1a\'.emulator.admin.v1.AdvanceClockResponse\x12_\n\x0cUseRealClock\x12&.emulator.admin.v1.UseRealClockRequest\x1a\'.emulator.admin.v1.UseRealClockResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emulator.admin.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESETEMULATORREQUEST']._serialized_start=125
-  _globals['_RESETEMULATORREQUEST']._serialized_end=147
-  _globals['_RESETEMULATORRESPONSE']._serialized_start=149
-  _globals['_RESETEMULATORRESPONSE']._serialized_end=216
-  _globals['_UPDATEVEHICLEREQUEST']._serialized_start=218
-  _globals['_UPDATEVEHICLEREQUEST']._serialized_end=336
-  _globals['_UPDATEVEHICLERESPONSE']._serialized_start=338
-  _globals['_UPDATEVEHICLERESPONSE']._serialized_end=452
-  _globals['_PUBLISHEVENTREQUEST']._serialized_start=454
-  _globals['_PUBLISHEVENTREQUEST']._serialized_end=518
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=520
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=605
-  _globals['_ADMINSERVICE']._serialized_start=608
-  _globals['_ADMINSERVICE']._serialized_end=919
+  _globals['_JOURNALENTRY_METADATAENTRY']._loaded_options = None
+  _globals['_JOURNALENTRY_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_RESETEMULATORREQUEST']._serialized_start=247
+  _globals['_RESETEMULATORREQUEST']._serialized_end=269
+  _globals['_RESETEMULATORRESPONSE']._serialized_start=271
+  _globals['_RESETEMULATORRESPONSE']._serialized_end=338
+  _globals['_LOADSCENARIOREQUEST']._serialized_start=340
+  _globals['_LOADSCENARIOREQUEST']._serialized_end=391
+  _globals['_LOADSCENARIORESPONSE']._serialized_start=393
+  _globals['_LOADSCENARIORESPONSE']._serialized_end=473
+  _globals['_CREATEFLEETREQUEST']._serialized_start=475
+  _globals['_CREATEFLEETREQUEST']._serialized_end=538
+  _globals['_CREATEFLEETRESPONSE']._serialized_start=540
+  _globals['_CREATEFLEETRESPONSE']._serialized_end=604
+  _globals['_UPDATEFLEETREQUEST']._serialized_start=606
+  _globals['_UPDATEFLEETREQUEST']._serialized_end=718
+  _globals['_UPDATEFLEETRESPONSE']._serialized_start=720
+  _globals['_UPDATEFLEETRESPONSE']._serialized_end=784
+  _globals['_DELETEFLEETREQUEST']._serialized_start=786
+  _globals['_DELETEFLEETREQUEST']._serialized_end=824
+  _globals['_DELETEFLEETRESPONSE']._serialized_start=826
+  _globals['_DELETEFLEETRESPONSE']._serialized_end=847
+  _globals['_CREATEVEHICLEREQUEST']._serialized_start=849
+  _globals['_CREATEVEHICLEREQUEST']._serialized_end=918
+  _globals['_CREATEVEHICLERESPONSE']._serialized_start=920
+  _globals['_CREATEVEHICLERESPONSE']._serialized_end=990
+  _globals['_UPDATEVEHICLEREQUEST']._serialized_start=992
+  _globals['_UPDATEVEHICLEREQUEST']._serialized_end=1110
+  _globals['_UPDATEVEHICLERESPONSE']._serialized_start=1112
+  _globals['_UPDATEVEHICLERESPONSE']._serialized_end=1226
+  _globals['_DELETEVEHICLEREQUEST']._serialized_start=1228
+  _globals['_DELETEVEHICLEREQUEST']._serialized_end=1270
+  _globals['_DELETEVEHICLERESPONSE']._serialized_start=1272
+  _globals['_DELETEVEHICLERESPONSE']._serialized_end=1295
+  _globals['_PUBLISHEVENTREQUEST']._serialized_start=1297
+  _globals['_PUBLISHEVENTREQUEST']._serialized_end=1361
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=1363
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=1448
+  _globals['_FAILCALL']._serialized_start=1450
+  _globals['_FAILCALL']._serialized_end=1546
+  _globals['_ADDLATENCY']._serialized_start=1548
+  _globals['_ADDLATENCY']._serialized_end=1602
+  _globals['_BREAKSTREAM']._serialized_start=1604
+  _globals['_BREAKSTREAM']._serialized_end=1672
+  _globals['_STALLSTREAM']._serialized_start=1674
+  _globals['_STALLSTREAM']._serialized_end=1711
+  _globals['_FAULT']._serialized_start=1714
+  _globals['_FAULT']._serialized_end=2068
+  _globals['_CREATEFAULTREQUEST']._serialized_start=2070
+  _globals['_CREATEFAULTREQUEST']._serialized_end=2131
+  _globals['_CREATEFAULTRESPONSE']._serialized_start=2133
+  _globals['_CREATEFAULTRESPONSE']._serialized_end=2195
+  _globals['_LISTFAULTSREQUEST']._serialized_start=2197
+  _globals['_LISTFAULTSREQUEST']._serialized_end=2216
+  _globals['_LISTFAULTSRESPONSE']._serialized_start=2218
+  _globals['_LISTFAULTSRESPONSE']._serialized_end=2280
+  _globals['_DELETEFAULTREQUEST']._serialized_start=2282
+  _globals['_DELETEFAULTREQUEST']._serialized_end=2320
+  _globals['_DELETEFAULTRESPONSE']._serialized_start=2322
+  _globals['_DELETEFAULTRESPONSE']._serialized_end=2343
+  _globals['_CLEARFAULTSREQUEST']._serialized_start=2345
+  _globals['_CLEARFAULTSREQUEST']._serialized_end=2365
+  _globals['_CLEARFAULTSRESPONSE']._serialized_start=2367
+  _globals['_CLEARFAULTSRESPONSE']._serialized_end=2405
+  _globals['_JOURNALENTRY']._serialized_start=2408
+  _globals['_JOURNALENTRY']._serialized_end=2879
+  _globals['_JOURNALENTRY_METADATAENTRY']._serialized_start=2832
+  _globals['_JOURNALENTRY_METADATAENTRY']._serialized_end=2879
+  _globals['_LISTJOURNALENTRIESREQUEST']._serialized_start=2882
+  _globals['_LISTJOURNALENTRIESREQUEST']._serialized_end=3013
+  _globals['_LISTJOURNALENTRIESRESPONSE']._serialized_start=3015
+  _globals['_LISTJOURNALENTRIESRESPONSE']._serialized_end=3093
+  _globals['_CLEARJOURNALREQUEST']._serialized_start=3095
+  _globals['_CLEARJOURNALREQUEST']._serialized_end=3116
+  _globals['_CLEARJOURNALRESPONSE']._serialized_start=3118
+  _globals['_CLEARJOURNALRESPONSE']._serialized_end=3157
+  _globals['_GETCLOCKREQUEST']._serialized_start=3159
+  _globals['_GETCLOCKREQUEST']._serialized_end=3176
+  _globals['_GETCLOCKRESPONSE']._serialized_start=3178
+  _globals['_GETCLOCKRESPONSE']._serialized_end=3254
+  _globals['_SETCLOCKREQUEST']._serialized_start=3256
+  _globals['_SETCLOCKREQUEST']._serialized_end=3315
+  _globals['_SETCLOCKRESPONSE']._serialized_start=3317
+  _globals['_SETCLOCKRESPONSE']._serialized_end=3376
+  _globals['_ADVANCECLOCKREQUEST']._serialized_start=3378
+  _globals['_ADVANCECLOCKREQUEST']._serialized_end=3438
+  _globals['_ADVANCECLOCKRESPONSE']._serialized_start=3440
+  _globals['_ADVANCECLOCKRESPONSE']._serialized_end=3503
+  _globals['_USEREALCLOCKREQUEST']._serialized_start=3505
+  _globals['_USEREALCLOCKREQUEST']._serialized_end=3526
+  _globals['_USEREALCLOCKRESPONSE']._serialized_start=3528
+  _globals['_USEREALCLOCKRESPONSE']._serialized_end=3591
+  _globals['_ADMINSERVICE']._serialized_start=3594
+  _globals['_ADMINSERVICE']._serialized_end=5433
 # @@protoc_insertion_point(module_scope)

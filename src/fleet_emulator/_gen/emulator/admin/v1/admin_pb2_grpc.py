@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Steers the emulator: reset state, change vehicles, publish events.
+    """Steers the emulator: state, events, faults, the call journal and the clock.
     """
 
     def __init__(self, channel):
@@ -40,24 +40,140 @@ class AdminServiceStub:
                 request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ResetEmulatorRequest.SerializeToString,
                 response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ResetEmulatorResponse.FromString,
                 _registered_method=True)
+        self.LoadScenario = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/LoadScenario',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.LoadScenarioRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.LoadScenarioResponse.FromString,
+                _registered_method=True)
+        self.CreateFleet = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/CreateFleet',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFleetRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFleetResponse.FromString,
+                _registered_method=True)
+        self.UpdateFleet = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/UpdateFleet',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateFleetRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateFleetResponse.FromString,
+                _registered_method=True)
+        self.DeleteFleet = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/DeleteFleet',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFleetRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFleetResponse.FromString,
+                _registered_method=True)
+        self.CreateVehicle = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/CreateVehicle',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateVehicleRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateVehicleResponse.FromString,
+                _registered_method=True)
         self.UpdateVehicle = channel.unary_unary(
                 '/emulator.admin.v1.AdminService/UpdateVehicle',
                 request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateVehicleRequest.SerializeToString,
                 response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateVehicleResponse.FromString,
+                _registered_method=True)
+        self.DeleteVehicle = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/DeleteVehicle',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteVehicleRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteVehicleResponse.FromString,
                 _registered_method=True)
         self.PublishEvent = channel.unary_unary(
                 '/emulator.admin.v1.AdminService/PublishEvent',
                 request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.PublishEventRequest.SerializeToString,
                 response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.PublishEventResponse.FromString,
                 _registered_method=True)
+        self.CreateFault = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/CreateFault',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFaultRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFaultResponse.FromString,
+                _registered_method=True)
+        self.ListFaults = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/ListFaults',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListFaultsRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListFaultsResponse.FromString,
+                _registered_method=True)
+        self.DeleteFault = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/DeleteFault',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFaultRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFaultResponse.FromString,
+                _registered_method=True)
+        self.ClearFaults = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/ClearFaults',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearFaultsRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearFaultsResponse.FromString,
+                _registered_method=True)
+        self.ListJournalEntries = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/ListJournalEntries',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListJournalEntriesRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListJournalEntriesResponse.FromString,
+                _registered_method=True)
+        self.ClearJournal = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/ClearJournal',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearJournalRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearJournalResponse.FromString,
+                _registered_method=True)
+        self.GetClock = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/GetClock',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClockRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClockResponse.FromString,
+                _registered_method=True)
+        self.SetClock = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/SetClock',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.SetClockRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.SetClockResponse.FromString,
+                _registered_method=True)
+        self.AdvanceClock = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/AdvanceClock',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.AdvanceClockRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.AdvanceClockResponse.FromString,
+                _registered_method=True)
+        self.UseRealClock = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/UseRealClock',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Steers the emulator: reset state, change vehicles, publish events.
+    """Steers the emulator: state, events, faults, the call journal and the clock.
     """
 
     def ResetEmulator(self, request, context):
-        """Replaces all state (fleets, vehicles, page tokens, event streams) with the loaded scenario's.
+        """Replaces all state of the namespace (fleets, vehicles, page tokens, event streams, faults, journal)
+        with the loaded scenario's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadScenario(self, request, context):
+        """Loads another scenario (YAML text) into the namespace, replacing its state; it is also what later
+        resets of the namespace go back to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateFleet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateFleet(self, request, context):
+        """Changes the fleet fields named in `update_mask` (display_name, city, time_zone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFleet(self, request, context):
+        """Deletes a fleet with its vehicles.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateVehicle(self, request, context):
+        """Creates a vehicle in a fleet; an empty `id` gets a new UUID.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -71,8 +187,80 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteVehicle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PublishEvent(self, request, context):
         """Publishes an arbitrary event on the vehicle's fleet stream, as it is (the vehicle's state is unchanged).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateFault(self, request, context):
+        """Adds a fault rule: matching calls of the emulated API fail, slow down, or have their stream broken
+        or stalled. Rules apply in the order they were created; the first that matches a call acts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFaults(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFault(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearFaults(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJournalEntries(self, request, context):
+        """The calls made to the emulated API in this namespace, oldest first, filtered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearJournal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetClock(self, request, context):
+        """Switches to a virtual clock standing at `time`; it moves only when set or advanced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceClock(self, request, context):
+        """Moves the clock forward (switching to a virtual clock at the current time if it was real).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UseRealClock(self, request, context):
+        """Back to real time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,15 +274,95 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ResetEmulatorRequest.FromString,
                     response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ResetEmulatorResponse.SerializeToString,
             ),
+            'LoadScenario': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadScenario,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.LoadScenarioRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.LoadScenarioResponse.SerializeToString,
+            ),
+            'CreateFleet': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFleet,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFleetRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFleetResponse.SerializeToString,
+            ),
+            'UpdateFleet': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateFleet,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateFleetRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateFleetResponse.SerializeToString,
+            ),
+            'DeleteFleet': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFleet,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFleetRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFleetResponse.SerializeToString,
+            ),
+            'CreateVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVehicle,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateVehicleRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateVehicleResponse.SerializeToString,
+            ),
             'UpdateVehicle': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateVehicle,
                     request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateVehicleRequest.FromString,
                     response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateVehicleResponse.SerializeToString,
             ),
+            'DeleteVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteVehicle,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteVehicleRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteVehicleResponse.SerializeToString,
+            ),
             'PublishEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishEvent,
                     request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.PublishEventRequest.FromString,
                     response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.PublishEventResponse.SerializeToString,
+            ),
+            'CreateFault': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFault,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFaultRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFaultResponse.SerializeToString,
+            ),
+            'ListFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFaults,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListFaultsRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListFaultsResponse.SerializeToString,
+            ),
+            'DeleteFault': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFault,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFaultRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFaultResponse.SerializeToString,
+            ),
+            'ClearFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearFaults,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearFaultsRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearFaultsResponse.SerializeToString,
+            ),
+            'ListJournalEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJournalEntries,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListJournalEntriesRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ListJournalEntriesResponse.SerializeToString,
+            ),
+            'ClearJournal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearJournal,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearJournalRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.ClearJournalResponse.SerializeToString,
+            ),
+            'GetClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClock,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClockRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClockResponse.SerializeToString,
+            ),
+            'SetClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClock,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.SetClockRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.SetClockResponse.SerializeToString,
+            ),
+            'AdvanceClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceClock,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.AdvanceClockRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.AdvanceClockResponse.SerializeToString,
+            ),
+            'UseRealClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.UseRealClock,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -105,7 +373,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Steers the emulator: reset state, change vehicles, publish events.
+    """Steers the emulator: state, events, faults, the call journal and the clock.
     """
 
     @staticmethod
@@ -125,6 +393,141 @@ class AdminService:
             '/emulator.admin.v1.AdminService/ResetEmulator',
             emulator_dot_admin_dot_v1_dot_admin__pb2.ResetEmulatorRequest.SerializeToString,
             emulator_dot_admin_dot_v1_dot_admin__pb2.ResetEmulatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadScenario(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/LoadScenario',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.LoadScenarioRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.LoadScenarioResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFleet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/CreateFleet',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFleetRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFleetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateFleet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/UpdateFleet',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateFleetRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.UpdateFleetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFleet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/DeleteFleet',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFleetRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFleetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/CreateVehicle',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.CreateVehicleRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.CreateVehicleResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -163,6 +566,33 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def DeleteVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/DeleteVehicle',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteVehicleRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteVehicleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def PublishEvent(request,
             target,
             options=(),
@@ -179,6 +609,276 @@ class AdminService:
             '/emulator.admin.v1.AdminService/PublishEvent',
             emulator_dot_admin_dot_v1_dot_admin__pb2.PublishEventRequest.SerializeToString,
             emulator_dot_admin_dot_v1_dot_admin__pb2.PublishEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/CreateFault',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFaultRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.CreateFaultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/ListFaults',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ListFaultsRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ListFaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/DeleteFault',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFaultRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteFaultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/ClearFaults',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ClearFaultsRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ClearFaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJournalEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/ListJournalEntries',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ListJournalEntriesRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ListJournalEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearJournal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/ClearJournal',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ClearJournalRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.ClearJournalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/GetClock',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.GetClockRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.GetClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/SetClock',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.SetClockRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.SetClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/AdvanceClock',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.AdvanceClockRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.AdvanceClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UseRealClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/UseRealClock',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockResponse.FromString,
             options,
             channel_credentials,
             insecure,

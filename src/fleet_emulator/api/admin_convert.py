@@ -1,0 +1,97 @@
+"""Conversion of the admin service's own messages (fault rules, journal entries) to and from the domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import duration_pb2, struct_pb2
+
+from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
+from fleet_emulator.api.convert import timestamp
+from fleet_emulator.domain import faults
+from fleet_emulator.domain.journal import JournalEntry
+
+
+def rule_from(message: pb.Fault) -> faults.FaultRule:
+    action: faults.Action
+    kind = message.WhichOneof("action")
+    if kind == "fail":
+        fail = message.fail
+        reason = fail.reason or faults.DEFAULT_FAULT_REASON
+        action = faults.FailCall(fail.code, fail.message, reason, tuple(fail.details))
+    elif kind == "latency":
+        action = faults.AddLatency(message.latency.delay.ToTimedelta())
+    elif kind == "break_stream":
+        b = message.break_stream
+        action = faults.BreakStream(b.after_messages, b.code, b.message)
+    elif kind == "stall_stream":
+        action = faults.StallStream(message.stall_stream.after_messages)
+    else:
+        action = faults.FailCall(0, "")  # refused by check_rule: an action is required
+    return faults.FaultRule(
+        method=message.method,
+        action=action,
+        fleet_id=message.fleet_id,
+        vehicle_id=message.vehicle_id,
+        times=message.times,
+        probability=message.probability,
+        seed=message.seed,
+    )
+
+
+def rule_message(rule: faults.FaultRule) -> pb.Fault:
+    message = pb.Fault(
+        id=rule.id,
+        method=rule.method,
+        fleet_id=rule.fleet_id,
+        vehicle_id=rule.vehicle_id,
+        times=rule.times,
+        probability=rule.probability,
+        seed=rule.seed,
+        hits=rule.hits,
+    )
+    action = rule.action
+    if isinstance(action, faults.FailCall):
+        fail = pb.FailCall(code=action.code, message=action.message, reason=action.reason)
+        fail.details.extend(action.details)
+        message.fail.CopyFrom(fail)
+    elif isinstance(action, faults.AddLatency):
+        message.latency.delay.CopyFrom(_duration(action.delay.total_seconds()))
+    elif isinstance(action, faults.BreakStream):
+        message.break_stream.CopyFrom(
+            pb.BreakStream(after_messages=action.after_messages, code=action.code, message=action.message)
+        )
+    else:
+        message.stall_stream.after_messages = action.after_messages
+    return message
+
+
+def journal_message(entry: JournalEntry) -> pb.JournalEntry:
+    return pb.JournalEntry(
+        sequence=entry.sequence,
+        start_time=timestamp(entry.start_time),
+        method=entry.method,
+        version=entry.version,
+        metadata=entry.metadata,
+        request=_struct(entry.request),
+        code=entry.code,
+        status_message=entry.status_message,
+        flow_id=entry.flow_id,
+        duration=_duration(entry.duration.total_seconds()),
+        peer=entry.peer,
+        messages=[_struct(m) for m in entry.messages],
+        message_count=entry.message_count,
+        resumed_from=entry.resumed_from,
+    )
+
+
+def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    result.update(data)
+    return result
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    result = duration_pb2.Duration()
+    result.FromNanoseconds(round(seconds * 1e9))
+    return result

@@ -1,0 +1,119 @@
+"""What the control plane does to each call of the emulated API: journal it and apply fault rules.
+
+``watch`` opens a journal entry for the call in its namespace (request, redacted headers, flow id, later
+the status, duration and, for streams, the messages sent) and takes the action of the first fault rule
+that fires for it. The call-scope interceptor runs the action: latency and failures before the handler,
+broken and stalled streams between messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from fleet_emulator.api.errors import fault_status
+from fleet_emulator.domain import faults
+from fleet_emulator.domain.errors import EmulatorError
+from fleet_emulator.domain.journal import JournalEntry, redact
+from fleet_emulator.domain.namespaces import Namespace
+
+CANCELLED = 1
+INTERNAL = 13
+
+
+class InjectedFault(Exception):
+    """A fault rule failed the call or broke its stream; ``status`` is what the client gets."""
+
+    def __init__(self, status: grpc.Status, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _about(request: Any) -> tuple[str, str]:
+    """The fleet and vehicle a request is about, for fault rules that name them."""
+    fields = {f.name for f in request.DESCRIPTOR.fields} if isinstance(request, Message) else set()
+    fleet_id = request.fleet_id if "fleet_id" in fields else ""
+    if not fleet_id and "event_id" in fields and request.event_id.startswith("fleets/"):
+        fleet_id = request.event_id.split("/")[1]
+    vehicle_id = request.vehicle_id if "vehicle_id" in fields else ""
+    return fleet_id, vehicle_id
+
+
+def _headers(context: Any) -> dict[str, str]:
+    metadata = context.invocation_metadata() or ()
+    return redact({k: v if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata})
+
+
+@dataclass
+class CallWatch:
+    entry: JournalEntry
+    action: faults.Action | None
+    flow_id: str
+    started: float
+
+    async def before(self) -> None:
+        """Latency, a failure, or a stream broken before its first message."""
+        action = self.action
+        if isinstance(action, faults.AddLatency):
+            await asyncio.sleep(action.delay.total_seconds())
+        elif isinstance(action, faults.FailCall):
+            status = fault_status(action.code, action.message, action.reason, action.details, self.flow_id)
+            raise InjectedFault(status, action.code, action.message)
+        await self._between_messages()
+
+    async def sent(self, message: Message) -> None:
+        """Journal a message of a stream, then break or stall the stream if its rule says so now."""
+        self.entry.sent(MessageToDict(message, preserving_proto_field_name=True))
+        await self._between_messages()
+
+    async def _between_messages(self) -> None:
+        action, count = self.action, self.entry.message_count
+        if isinstance(action, faults.BreakStream) and count >= action.after_messages:
+            status = fault_status(action.code, action.message, faults.DEFAULT_FAULT_REASON, (), self.flow_id)
+            raise InjectedFault(status, action.code, action.message)
+        if isinstance(action, faults.StallStream) and count >= action.after_messages:
+            await asyncio.Event().wait()  # until the client goes away or the server stops
+
+    def finish(self, error: BaseException | None) -> None:
+        entry = self.entry
+        entry.duration = timedelta(seconds=time.monotonic() - self.started)
+        if error is None:
+            return
+        if isinstance(error, InjectedFault):
+            entry.code, entry.status_message = error.code, error.message
+        elif isinstance(error, EmulatorError):
+            entry.code, entry.status_message = error.code.value, error.message
+        elif isinstance(error, asyncio.CancelledError):
+            entry.code, entry.status_message = CANCELLED, "cancelled by the client"
+        else:
+            entry.code, entry.status_message = INTERNAL, "internal error"
+
+
+def watch(
+    namespace: Namespace, method: str, request: Any, context: Any, flow_id: str, streaming: bool
+) -> CallWatch:
+    """Open the call's journal entry and take its fault action, if a rule fires."""
+    is_message = isinstance(request, Message)
+    body = MessageToDict(request, preserving_proto_field_name=True) if is_message else {"rejected": True}
+    entry = JournalEntry(
+        start_time=namespace.emulation.fleets.clock.now(),
+        method=method,
+        version=method.split("/")[1].rsplit(".", 2)[-2],
+        metadata=_headers(context),
+        request=body,
+        flow_id=flow_id,
+        peer=context.peer() or "",
+        resumed_from=str(body.get("last_message_id", "")),
+    )
+    namespace.journal.add(entry)
+    action = namespace.faults.take(method, streaming, *_about(request)) if is_message else None
+    return CallWatch(entry, action, flow_id, time.monotonic())

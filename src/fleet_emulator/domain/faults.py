@@ -1,0 +1,139 @@
+"""Fault rules of a namespace: matching calls fail, slow down, or have their stream broken or stalled.
+
+A rule matches an RPC (a method name, a full name or ``*``) and optionally a fleet or vehicle; it acts on
+its next ``times`` matching calls (or until deleted), and, with a ``probability`` below 1, on a
+deterministic share of them drawn from its own seeded generator: the same calls are hit in every run.
+Rules are tried in creation order; the first that matches and fires acts.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fleet_emulator.domain import reasons
+from fleet_emulator.domain.errors import Violations
+
+DEFAULT_FAULT_REASON = "FAULT_INJECTED"
+
+
+@dataclass(frozen=True)
+class FailCall:
+    code: int
+    message: str
+    reason: str = DEFAULT_FAULT_REASON
+    details: tuple[Any, ...] = ()  # packed google.protobuf.Any messages, opaque to the domain
+
+
+@dataclass(frozen=True)
+class AddLatency:
+    delay: timedelta
+
+
+@dataclass(frozen=True)
+class BreakStream:
+    after_messages: int
+    code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class StallStream:
+    after_messages: int
+
+
+Action = FailCall | AddLatency | BreakStream | StallStream
+STREAM_ONLY = (BreakStream, StallStream)
+
+
+@dataclass
+class FaultRule:
+    method: str
+    action: Action
+    fleet_id: str = ""
+    vehicle_id: str = ""
+    times: int = 0
+    probability: float = 0.0
+    seed: int = 0
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    hits: int = 0
+    _draws: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._draws = random.Random(self.seed)
+
+    def matches(self, full_method: str, streaming: bool, fleet_id: str, vehicle_id: str) -> bool:
+        name = full_method.rsplit("/", 1)[-1]
+        if self.method not in ("*", name, full_method.lstrip("/")):
+            return False
+        if isinstance(self.action, STREAM_ONLY) and not streaming:
+            return False
+        return (not self.fleet_id or self.fleet_id == fleet_id) and (
+            not self.vehicle_id or self.vehicle_id == vehicle_id
+        )
+
+    def fires(self) -> bool:
+        """Whether the rule acts on this matching call (a draw is made for every matching call)."""
+        if 0 < self.probability < 1:
+            return self._draws.random() < self.probability
+        return True
+
+    @property
+    def spent(self) -> bool:
+        return self.times > 0 and self.hits >= self.times
+
+
+def check_rule(rule: FaultRule) -> None:
+    """INVALID_ARGUMENT naming every field of a rule that cannot work."""
+    violations = Violations()
+    if not rule.method:
+        violations.add("fault.method", 'is required: a method name, a full name or "*"')
+    if rule.times < 0:
+        violations.add("fault.times", "must not be negative")
+    if not 0 <= rule.probability <= 1:
+        violations.add("fault.probability", "must be between 0 and 1")
+    if 0 < rule.probability < 1 and not rule.seed:
+        violations.add("fault.seed", "is required with a probability below 1, so that runs repeat")
+    action = rule.action
+    if isinstance(action, FailCall) and not 1 <= action.code <= 16:
+        violations.add("fault.fail.code", "must be a google.rpc.Code other than OK (1 to 16)")
+    if isinstance(action, BreakStream) and not 1 <= action.code <= 16:
+        violations.add("fault.break_stream.code", "must be a google.rpc.Code other than OK (1 to 16)")
+    if isinstance(action, STREAM_ONLY) and action.after_messages < 0:
+        violations.add("fault.after_messages", "must not be negative")
+    if isinstance(action, AddLatency) and not timedelta(0) <= action.delay <= timedelta(minutes=10):
+        violations.add("fault.latency.delay", "must be between 0 and 10 minutes")
+    violations.raise_if_any(reasons.FIELD_INVALID)
+
+
+class FaultBook:
+    def __init__(self) -> None:
+        self.rules: list[FaultRule] = []
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        check_rule(rule)
+        self.rules.append(rule)
+        return rule
+
+    def delete(self, rule_id: str) -> bool:
+        kept = [r for r in self.rules if r.id != rule_id]
+        deleted = len(kept) != len(self.rules)
+        self.rules = kept
+        return deleted
+
+    def clear(self) -> int:
+        count, self.rules = len(self.rules), []
+        return count
+
+    def take(self, full_method: str, streaming: bool, fleet_id: str, vehicle_id: str) -> Action | None:
+        """The action for a call, counting it as a hit of the rule that fires (spent rules are removed)."""
+        for rule in self.rules:
+            if rule.matches(full_method, streaming, fleet_id, vehicle_id) and rule.fires():
+                rule.hits += 1
+                if rule.spent:
+                    self.rules.remove(rule)
+                return rule.action
+        return None

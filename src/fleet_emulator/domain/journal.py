@@ -1,0 +1,78 @@
+"""The call journal of a namespace: every call to the emulated API, for tests to check what a client did.
+
+Entries are kept in memory, per process and namespace, the newest ``capacity`` of them; each has an
+increasing sequence number so that a test can read only what came after the last entry it saw.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+CAPACITY = 10_000
+MAX_MESSAGES = 100
+REDACTED = "<redacted>"
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "api-key", "proxy-authorization"})
+
+
+@dataclass
+class JournalEntry:
+    start_time: datetime
+    method: str
+    version: str
+    metadata: dict[str, str]
+    request: dict[str, Any]
+    flow_id: str
+    peer: str
+    sequence: int = 0
+    code: int = 0
+    status_message: str = ""
+    duration: timedelta = timedelta(0)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    message_count: int = 0
+    resumed_from: str = ""
+
+    def sent(self, message: dict[str, Any]) -> None:
+        self.message_count += 1
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(message)
+
+
+def redact(metadata: dict[str, str]) -> dict[str, str]:
+    """Request headers with credentials replaced, so that the journal never holds a token."""
+    return {k: REDACTED if k.lower() in CREDENTIAL_HEADERS else v for k, v in metadata.items()}
+
+
+class Journal:
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self._sequence = 0
+
+    def add(self, entry: JournalEntry) -> JournalEntry:
+        self._sequence += 1
+        entry.sequence = self._sequence
+        self.entries.append(entry)
+        return entry
+
+    def find(
+        self, method: str = "", flow_id: str = "", code: int | None = None, after: int = 0, limit: int = 100
+    ) -> list[JournalEntry]:
+        found = []
+        for entry in self.entries:
+            if entry.sequence <= after or (flow_id and entry.flow_id != flow_id):
+                continue
+            if method and method not in (entry.method.lstrip("/"), entry.method.rsplit("/", 1)[-1]):
+                continue
+            if code is not None and entry.code != code:
+                continue
+            found.append(entry)
+            if len(found) >= limit:
+                break
+        return found
+
+    def clear(self) -> int:
+        count = len(self.entries)
+        self.entries.clear()
+        return count

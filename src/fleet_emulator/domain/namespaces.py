@@ -1,0 +1,101 @@
+"""Namespaces: parallel test jobs share one emulator without seeing each other.
+
+A call names its namespace in the ``x-emulator-namespace`` header (none: the default namespace). Each
+namespace has its own backend state (fleets, vehicles, page tokens, event streams), fault rules, call
+journal and scenario; the clock is shared. A namespace comes into being, seeded with the emulator's
+scenario, on the first call that names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from fleet_emulator.backends.base import Backend
+from fleet_emulator.domain import reasons
+from fleet_emulator.domain.clock import Clock
+from fleet_emulator.domain.emulation import Emulation
+from fleet_emulator.domain.errors import Violations
+from fleet_emulator.domain.faults import FaultBook
+from fleet_emulator.domain.journal import Journal
+from fleet_emulator.domain.scenario import Scenario
+from fleet_emulator.domain.streams import StreamSettings
+
+NAMESPACE_HEADER = "x-emulator-namespace"
+DEFAULT = ""
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+current_namespace: ContextVar[str] = ContextVar("current_namespace", default=DEFAULT)
+
+
+@dataclass
+class Namespace:
+    name: str
+    emulation: Emulation
+    scenario: Scenario
+    faults: FaultBook = field(default_factory=FaultBook)
+    journal: Journal = field(default_factory=Journal)
+
+    async def reset(self) -> None:
+        """Back to the namespace's scenario: state, streams, faults and journal are forgotten."""
+        await self.emulation.reset(self.scenario)
+        self.faults.clear()
+        self.journal.clear()
+
+    async def load(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        await self.reset()
+
+
+def check_name(name: str) -> None:
+    if name != DEFAULT and not NAME.fullmatch(name):
+        violations = Violations()
+        violations.add(NAMESPACE_HEADER, "must be 1 to 63 lowercase letters, digits, '.', '_' or '-'")
+        violations.raise_if_any(reasons.FIELD_INVALID)
+
+
+class Namespaces:
+    def __init__(
+        self,
+        make_backend: Callable[[str], Backend],
+        clock: Clock,
+        scenario: Scenario,
+        stream_settings: StreamSettings | None = None,
+    ) -> None:
+        self.make_backend = make_backend
+        self.clock = clock
+        self.scenario = scenario
+        self.stream_settings = stream_settings
+        self.default = self._build(DEFAULT)
+        self._others: dict[str, asyncio.Task[Namespace]] = {}
+
+    def _build(self, name: str) -> Namespace:
+        emulation = Emulation.build(self.make_backend(name), self.clock, self.stream_settings)
+        return Namespace(name, emulation, self.scenario)
+
+    async def _create(self, name: str) -> Namespace:
+        namespace = self._build(name)
+        await namespace.emulation.fleets.seed(self.scenario)
+        return namespace
+
+    async def get(self, name: str) -> Namespace:
+        """The namespace called ``name``, created and seeded on first use."""
+        if name == DEFAULT:
+            return self.default
+        check_name(name)
+        creating = self._others.get(name)
+        if creating is None or (creating.done() and creating.exception() is not None):
+            creating = self._others[name] = asyncio.ensure_future(self._create(name))
+        return await asyncio.shield(creating)
+
+    async def current(self) -> Namespace:
+        return await self.get(current_namespace.get())
+
+    async def close(self) -> None:
+        for creating in self._others.values():
+            if creating.done() and creating.exception() is None:
+                await creating.result().emulation.backend.close()
+        await self.default.emulation.backend.close()
