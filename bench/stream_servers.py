@@ -68,7 +68,7 @@ def publish_reply(event: v2.Event) -> bytes:
 
 async def prefill_stream(count: int, emulator: Emulator) -> None:
     """Publish ``count`` sample events on Hamburg's stream, which must start empty (see START_POSITION)."""
-    streams = emulator.emulation.streams
+    streams = emulator.namespaces.default.emulation.streams
     if await streams.log.last_id(EVENT_ID) != ZERO:
         raise RuntimeError(f"{EVENT_ID} is not empty: start the emulator on an empty backend")
     for start in range(0, count, PREFILL_CONCURRENCY):
