@@ -18,7 +18,7 @@ import click
 
 from fleet_emulator.backends.factory import BACKENDS
 from fleet_emulator.domain.scenario import ScenarioError
-from fleet_emulator.server import Emulator, Settings, StartupError
+from fleet_emulator.server import ADMIN_OFF, ADMIN_SAME_PORT, Emulator, Settings, StartupError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,6 +80,12 @@ def main() -> None:
     help="How long durable streams keep events (on the emulator's clock).",
 )
 @option(
+    "--admin-port",
+    type=click.IntRange(0, 65535),
+    help="Serve the admin service on a port of its own (0 picks a free one). [default: the API port]",
+)
+@option("--no-admin", is_flag=True, default=False, help="Switch the admin service off.")
+@option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -92,12 +98,21 @@ def serve(
     redis_url: str,
     scenario: Path | None,
     retention: timedelta,
+    admin_port: int | None,
+    no_admin: bool,
     log_level: str,
 ) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    admin = ADMIN_OFF if no_admin else ADMIN_SAME_PORT if admin_port is None else admin_port
     settings = Settings(
-        host=host, port=port, backend=backend, scenario=scenario, redis_url=redis_url, retention=retention
+        host=host,
+        port=port,
+        backend=backend,
+        scenario=scenario,
+        redis_url=redis_url,
+        retention=retention,
+        admin_port=admin,
     )
     try:
         asyncio.run(_serve(settings))
