@@ -29,7 +29,8 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 def option(name: str, **kwargs: Any) -> Callable[[F], F]:
     """A click option that also reads ``FLEET_EMULATOR_<NAME>`` and shows it in ``--help``."""
-    envvar = f"{ENV_PREFIX}_{name.removeprefix('--').replace('-', '_').upper()}"
+    flag = name.split("/")[0].removeprefix("--")
+    envvar = f"{ENV_PREFIX}_{flag.replace('-', '_').upper()}"
     return click.option(name, envvar=envvar, show_envvar=True, **kwargs)
 
 
@@ -86,6 +87,13 @@ def main() -> None:
 )
 @option("--no-admin", is_flag=True, default=False, help="Switch the admin service off.")
 @option(
+    "--simulate/--no-simulate",
+    default=True,
+    help="Move the default namespace's vehicles: drive, charge, sleep, missions (on the emulator's clock).",
+)
+@option("--simulation-rate", default=1.0, type=click.FloatRange(min=0.01), help="Simulator steps per second.")
+@option("--simulation-seed", default=0, type=int, help="The same seed gives the same simulation.")
+@option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -100,6 +108,9 @@ def serve(
     retention: timedelta,
     admin_port: int | None,
     no_admin: bool,
+    simulate: bool,
+    simulation_rate: float,
+    simulation_seed: int,
     log_level: str,
 ) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
@@ -113,6 +124,9 @@ def serve(
         redis_url=redis_url,
         retention=retention,
         admin_port=admin,
+        simulate=simulate,
+        simulation_rate=simulation_rate,
+        simulation_seed=simulation_seed,
     )
     try:
         asyncio.run(_serve(settings))
@@ -126,3 +140,4 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await Emulator(settings).serve_until(stop)
+

@@ -1,7 +1,8 @@
 """Builds and runs the emulator's gRPC server: every API version, admin, health, reflection, graceful stop.
 
 ``Emulator`` wires the backends, the namespaces (each with its domain services, faults and journal) and
-the servicers. The admin service is on the API port by default, or on a port of its own, or off. Health
+the servicers, and runs the simulator on the default namespace when asked. The admin service is on the
+API port by default, or on a port of its own, or off. Health
 (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded, then
 follows the backend; on stop it goes back to NOT_SERVING before in-flight calls get a grace period.
 """
@@ -9,6 +10,7 @@ follows the backend; on stop it goes back to NOT_SERVING before in-flight calls 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +29,7 @@ from fleet_emulator.backends.factory import Backends, backends_for
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.namespaces import Namespaces
 from fleet_emulator.domain.scenario import load_scenario
+from fleet_emulator.domain.simulator import Simulator
 from fleet_emulator.domain.streams import DEFAULT_RETENTION, StreamSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     retention: timedelta = DEFAULT_RETENTION
     admin_port: int = ADMIN_SAME_PORT  # a port of its own (0: a free one), or ADMIN_SAME_PORT, ADMIN_OFF
+    simulate: bool = False  # `serve` turns it on by default; in-process emulators (tests) stay still
+    simulation_rate: float = 1.0
+    simulation_seed: int = 0
     health_interval_s: float = 1.0
     grace_seconds: float = 5.0
 
@@ -94,6 +100,7 @@ class Emulator:
             reflection.enable_server_reflection([ADMIN_SERVICE, reflection.SERVICE_NAME], self.admin_server)
         self.port = 0
         self.admin_port = 0
+        self._simulation: asyncio.Task[None] | None = None
 
     def _bind(self, server: grpc.aio.Server, port: int) -> int:
         address = f"{self.settings.host}:{port}"
@@ -117,13 +124,22 @@ class Emulator:
         seeded = await self.namespaces.default.emulation.fleets.seed(self.namespaces.scenario)
         await self.health.report(True)
         self.health.monitor()
+        if self.settings.simulate:
+            simulator = Simulator(
+                self.namespaces.default.emulation,
+                self.clock,
+                seed=self.settings.simulation_seed,
+                rate_hz=self.settings.simulation_rate,
+            )
+            self._simulation = asyncio.create_task(simulator.run(), name="simulator")
         log.info(
-            "fleet emulator serving %s on %s:%d (admin %s, backend %s, %s)",
+            "fleet emulator serving %s on %s:%d (admin %s, backend %s, simulator %s, %s)",
             ", ".join(v.name for v in VERSIONS),
             self.settings.host,
             self.port,
             f"on port {self.admin_port}" if self.admin_server is not None else "off",
             self.settings.backend,
+            f"at {self.settings.simulation_rate:g} Hz" if self.settings.simulate else "off",
             f"loaded scenario {self.namespaces.scenario.name!r}"
             if seeded
             else "kept the state already in the backend",
@@ -131,6 +147,10 @@ class Emulator:
         return self.port
 
     async def stop(self) -> None:
+        if self._simulation is not None:
+            self._simulation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._simulation
         await self.health.stop()
         if self.admin_server is not None and self.admin_server is not self.server:
             await self.admin_server.stop(self.settings.grace_seconds)

@@ -65,9 +65,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def serve_command(*args: str) -> list[str]:
-    """``fleet-emulator serve`` with ``args``."""
-    return [str(FLEET_EMULATOR), "serve", *args]
+def serve_command(*args: str, simulate: bool = False) -> list[str]:
+    """``fleet-emulator serve`` with ``args``; the simulator is off unless asked for, so that vehicles keep
+    the state the tests give them."""
+    return [str(FLEET_EMULATOR), "serve", *args, *([] if simulate else ["--no-simulate"])]
 
 
 def health_status(address: str, service: str = "", timeout: float = 1.0) -> str | None:
