@@ -18,7 +18,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from fleet_emulator.api.errors import to_status
-from fleet_emulator.api.steering import CallWatch, InjectedFault, watch
+from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, watch
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
@@ -85,6 +85,13 @@ async def _fail(error: Exception, context: Context) -> None:
     await context.abort_with_status(to_status(error, current_flow_id.get()))
 
 
+async def _end(watching: CallWatch | Unwatched, error: BaseException, context: Context) -> None:
+    """Journal how the call ended, then send the error's status (cancellations just propagate)."""
+    watching.finish(error)
+    if isinstance(error, Exception):
+        await _fail(error, context)
+
+
 class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Applies the call frame to services whose full name starts with one of ``prefixes``; the calls of
     services under ``observed`` (the emulated API) are also journaled and subject to fault rules."""
@@ -94,55 +101,46 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         self.observed = f"/{observed}"
         self.namespaces = namespaces
 
-    async def _open(self, method: str, request: Any, context: Context, streaming: bool) -> CallWatch | None:
+    async def _open(
+        self, method: str, request: Any, context: Context, streaming: bool
+    ) -> CallWatch | Unwatched:
         flow_id = _begin(context)
         await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id),))
         if isinstance(request, RejectedRequest):
             raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
         namespace = await self.namespaces.current()
         if not method.startswith(self.observed):
-            return None
+            return UNWATCHED
         return watch(namespace, method, request, context, flow_id, streaming)
 
     def _unary(self, method: str, behaviour: Unary) -> Unary:
         async def serve(request: Any, context: Context) -> Any:
-            watching: CallWatch | None = None
+            watching: CallWatch | Unwatched = UNWATCHED
             try:
                 watching = await self._open(method, request, context, streaming=False)
-                if watching is not None:
-                    await watching.before()
+                await watching.before()
                 response = await behaviour(request, context)
             except BaseException as error:
-                if watching is not None:
-                    watching.finish(error)
-                if isinstance(error, Exception):
-                    await _fail(error, context)
+                await _end(watching, error, context)
                 raise
-            if watching is not None:
-                watching.finish(None)
+            watching.finish(None)
             return response
 
         return serve
 
     def _streaming(self, method: str, behaviour: Streaming) -> Streaming:
         async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
-            watching: CallWatch | None = None
+            watching: CallWatch | Unwatched = UNWATCHED
             try:
                 watching = await self._open(method, request, context, streaming=True)
-                if watching is not None:
-                    await watching.before()
+                await watching.before()
                 async for message in behaviour(request, context):
                     yield message
-                    if watching is not None:
-                        await watching.sent(message)
+                    await watching.sent(message)
             except BaseException as error:
-                if watching is not None:
-                    watching.finish(error)
-                if isinstance(error, Exception):
-                    await _fail(error, context)
+                await _end(watching, error, context)
                 raise
-            if watching is not None:
-                watching.finish(None)
+            watching.finish(None)
 
         return serve
 

@@ -98,6 +98,22 @@ class CallWatch:
             entry.code, entry.status_message = INTERNAL, "internal error"
 
 
+class Unwatched:
+    """The watch of a call that is neither journaled nor subject to faults (the admin service's)."""
+
+    async def before(self) -> None:
+        return None
+
+    async def sent(self, message: Message) -> None:
+        return None
+
+    def finish(self, error: BaseException | None) -> None:
+        return None
+
+
+UNWATCHED = Unwatched()
+
+
 def watch(
     namespace: Namespace, method: str, request: Any, context: Any, flow_id: str, streaming: bool
 ) -> CallWatch:
