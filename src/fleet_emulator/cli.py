@@ -141,3 +141,8 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await Emulator(settings).serve_until(stop)
 
+
+from fleet_emulator.cli_admin import ADMIN_COMMANDS  # noqa: E402 (it imports option and Duration from here)
+
+for command in ADMIN_COMMANDS:
+    main.add_command(command)

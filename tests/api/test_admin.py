@@ -193,6 +193,9 @@ async def test_a_stalled_stream_sends_nothing_more_while_others_do(target: Targe
         await target.admin.ListJournalEntries(adm.ListJournalEntriesRequest(method="StreamVehicleEvents"))
     ).entries
     assert [e.message_count for e in journal] == [1, 4]
+    assert [e.finished for e in journal] == [False, False], "open streams are not finished yet"
+    ok_so_far = await target.admin.ListJournalEntries(adm.ListJournalEntriesRequest(code=0))
+    assert "StreamVehicleEvents" not in {e.method.rsplit("/", 1)[-1] for e in ok_so_far.entries}
     stalled.cancel()
     healthy.cancel()
 
@@ -209,6 +212,7 @@ async def test_bad_fault_rules_are_refused_with_every_problem(target: Target) ->
     }
     no_action = await failure(target.admin.CreateFault(adm.CreateFaultRequest(fault=adm.Fault(method="*"))))
     assert no_action.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(no_action).metadata["fields"] == "fault.action"
 
 
 async def test_the_journal_records_calls_with_redacted_credentials(target: Target) -> None:
@@ -221,6 +225,7 @@ async def test_the_journal_records_calls_with_redacted_credentials(target: Targe
         await target.admin.ListJournalEntries(adm.ListJournalEntriesRequest(method="GetFleet"))
     ).entries
     first, second = entries
+    assert first.finished
     assert (first.method, first.version, first.flow_id, first.code) == (
         "/moia.fleet.state.v2.FleetStateService/GetFleet",
         "v2",

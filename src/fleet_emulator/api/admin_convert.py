@@ -82,6 +82,7 @@ def journal_message(entry: JournalEntry) -> pb.JournalEntry:
         messages=[_struct(m) for m in entry.messages],
         message_count=entry.message_count,
         resumed_from=entry.resumed_from,
+        finished=entry.finished,
     )
 
 

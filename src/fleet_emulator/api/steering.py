@@ -86,6 +86,7 @@ class CallWatch:
     def finish(self, error: BaseException | None) -> None:
         entry = self.entry
         entry.duration = timedelta(seconds=time.monotonic() - self.started)
+        entry.finished = True
         if error is None:
             return
         if isinstance(error, InjectedFault):

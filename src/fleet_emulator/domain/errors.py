@@ -57,7 +57,8 @@ class InvalidArgument(EmulatorError):
 
     def __init__(self, reason: Reason, violations: list[FieldViolation], **metadata: str) -> None:
         message = "; ".join(f"{v.field}: {v.description}" for v in violations)
-        super().__init__(reason, f"invalid request: {message}", **metadata)
+        fields = ",".join(dict.fromkeys(v.field for v in violations))
+        super().__init__(reason, f"invalid request: {message}", fields=fields, **metadata)
         self.violations = violations
 
 
@@ -121,4 +122,4 @@ class Violations:
 
     def raise_if_any(self, reason: Reason) -> None:
         if self.items:
-            raise InvalidArgument(reason, self.items, fields=",".join(v.field for v in self.items))
+            raise InvalidArgument(reason, self.items)

@@ -30,6 +30,7 @@ class JournalEntry:
     code: int = 0
     status_message: str = ""
     duration: timedelta = timedelta(0)
+    finished: bool = False  # False while the call is still running (a stream, say)
     messages: list[dict[str, Any]] = field(default_factory=list)
     message_count: int = 0
     resumed_from: str = ""
@@ -65,7 +66,7 @@ class Journal:
                 continue
             if method and method not in (entry.method.lstrip("/"), entry.method.rsplit("/", 1)[-1]):
                 continue
-            if code is not None and entry.code != code:
+            if code is not None and (not entry.finished or entry.code != code):
                 continue
             found.append(entry)
             if len(found) >= limit:

@@ -768,6 +768,7 @@ class JournalEntry(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     RESUMED_FROM_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, increasing."""
     method: _builtins.str
@@ -781,6 +782,8 @@ class JournalEntry(_message.Message):
     peer: _builtins.str
     message_count: _builtins.int
     resumed_from: _builtins.str
+    finished: _builtins.bool
+    """False while the call is still running (an open stream): `code` and `duration` are not final yet."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -814,10 +817,11 @@ class JournalEntry(_message.Message):
         messages: _abc.Iterable[_struct_pb2.Struct] | None = ...,
         message_count: _builtins.int = ...,
         resumed_from: _builtins.str = ...,
+        finished: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "request", b"request", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duration", b"duration", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "request", b"request", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "request", b"request", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -837,7 +841,7 @@ class ListJournalEntriesRequest(_message.Message):
     flow_id: _builtins.str
     """Only calls with this flow id, if set."""
     code: _builtins.int
-    """Only calls that ended with this google.rpc.Code, if set."""
+    """Only finished calls that ended with this google.rpc.Code, if set."""
     after_sequence: _builtins.int
     """Only calls whose sequence is larger, for reading the journal incrementally."""
     page_size: _builtins.int
