@@ -1,6 +1,7 @@
 """The CLI commands that steer a running emulator through its admin service (``emulator.admin.v1``).
 
-``reset``, ``load``, ``publish``, ``fault`` (see ``cli_admin_faults``), ``journal`` and ``clock`` each make
+``reset``, ``load``, ``fleet`` and ``vehicle`` (see ``cli_admin_state``), ``publish``, ``fault`` (see
+``cli_admin_faults``), ``journal`` and ``clock`` each make
 one call, with the connection options of ``cli_admin_client``, and print the answer: a short sentence, proto3
 JSON (events, fault rules, ``journal --json``) or one line per journal entry. ``ADMIN_COMMANDS`` is what
 ``cli.py`` registers on its ``main`` group; this module imports ``option`` and ``Duration`` from ``cli``,
@@ -22,6 +23,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
 from fleet_emulator.cli import Duration
 from fleet_emulator.cli_admin_client import Admin, StatusCode, code_name, echo_json, pass_admin
 from fleet_emulator.cli_admin_faults import fault
+from fleet_emulator.cli_admin_state import fleet, vehicle
 
 
 def _counted(count: int, noun: str, plural: str = "") -> str:
@@ -201,4 +203,4 @@ def real(admin: Admin) -> None:
     _show(admin.call(lambda stub: stub.UseRealClock, pb.UseRealClockRequest()).now, virtual=False)
 
 
-ADMIN_COMMANDS: list[click.Command] = [reset, load, publish, fault, journal, clock]
+ADMIN_COMMANDS: list[click.Command] = [reset, load, fleet, vehicle, publish, fault, journal, clock]

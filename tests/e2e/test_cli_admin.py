@@ -10,10 +10,6 @@ environment variables are the point; failures must reach stderr readably, with e
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -21,10 +17,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
+from fleet_emulator._gen.emulator.admin.v1 import admin_pb2
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
-from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as v2_grpc
-from tests.e2e.harness import FLEET_EMULATOR, clean_env, free_port, serve_command, serving
+from tests.e2e.cli import Cli, fleet_emulator
+from tests.e2e.harness import free_port
 from tests.rich_errors import M, details_of
 from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE
 
@@ -42,65 +38,6 @@ fleets:
 GET_SEED_VEHICLE = v2.GetVehicleRequest(vehicle_id=SEED_VEHICLE)
 UNKNOWN_VEHICLE = "00000000-0000-4000-8000-000000000000"
 OFFLINE = '{"connectivityChanged": {"current": "CONNECTIVITY_STATE_OFFLINE"}}'
-
-
-def fleet_emulator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``fleet-emulator`` with ``args`` and, as its only ``FLEET_EMULATOR_*`` variables, ``env``."""
-    command = [str(FLEET_EMULATOR), *args]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=30, check=False, env=clean_env(**env)
-    )
-
-
-@dataclass(frozen=True)
-class Cli:
-    """The CLI and the gRPC stubs, both aimed at the module's emulator and one namespace."""
-
-    address: str
-    namespace: str
-    api: v2_grpc.FleetStateServiceStub
-    admin: admin_pb2_grpc.AdminServiceStub
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("x-emulator-namespace", self.namespace),)
-
-    def elsewhere(self, namespace: str) -> Cli:
-        return replace(self, namespace=namespace)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return fleet_emulator(*args, "--address", self.address, "--namespace", self.namespace)
-
-    def ok(self, *args: str) -> str:
-        result = self.run(*args)
-        assert result.returncode == 0, f"{args} exited with {result.returncode}:\n{result.stderr}"
-        return result.stdout
-
-    def fleet_ids(self) -> list[str]:
-        fleets = self.api.ListFleets(v2.ListFleetsRequest(), metadata=self.metadata).fleets
-        return [fleet.id for fleet in fleets]
-
-    def faults(self) -> list[admin_pb2.Fault]:
-        return list(self.admin.ListFaults(admin_pb2.ListFaultsRequest(), metadata=self.metadata).faults)
-
-
-@pytest.fixture(scope="module")
-def module_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    """``fleet-emulator serve`` with the demo scenario on a free port, for this module only."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("cli-admin") / "serve.log"
-    with (
-        serving(serve_command("--host", "127.0.0.1", "--port", str(port)), port, log) as emulator,
-        grpc.insecure_channel(emulator.address) as channel,
-    ):
-        api, admin = v2_grpc.FleetStateServiceStub(channel), admin_pb2_grpc.AdminServiceStub(channel)
-        yield Cli(emulator.address, "", api, admin)
-
-
-@pytest.fixture
-def cli(module_cli: Cli) -> Cli:
-    """The CLI in a new namespace of the module's emulator."""
-    return module_cli.elsewhere(f"cli-{uuid.uuid4().hex[:12]}")
 
 
 def failed_call(error: grpc.RpcError) -> grpc.Call:

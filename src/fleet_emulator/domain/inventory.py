@@ -15,10 +15,38 @@ from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import AlreadyExists, Violations
 from fleet_emulator.domain.field_paths import check_paths, copy_paths
 from fleet_emulator.domain.lookups import existing_fleet, existing_vehicle
-from fleet_emulator.domain.models import Fleet, Vehicle
+from fleet_emulator.domain.models import (
+    ChargingState,
+    ConnectivityState,
+    Door,
+    DoorState,
+    Fleet,
+    LockState,
+    OperationalStatus,
+    Vehicle,
+)
+from fleet_emulator.domain.scenario import DOOR_POSITIONS
 from fleet_emulator.domain.validation import canonical_vehicle_id, check_fleet_id
 
 FLEET_IMMUTABLE = frozenset({"id", "update_time"})
+
+
+def with_defaults(vehicle: Vehicle) -> Vehicle:
+    """What a new vehicle leaves unspecified, as a parked, locked, online vehicle with closed doors has it."""
+    battery = vehicle.battery
+    if battery.charging_state is ChargingState.UNSPECIFIED:
+        battery = dataclasses.replace(battery, charging_state=ChargingState.NOT_CHARGING)
+    unspecified = vehicle.connectivity is ConnectivityState.UNSPECIFIED
+    return dataclasses.replace(
+        vehicle,
+        connectivity=ConnectivityState.ONLINE if unspecified else vehicle.connectivity,
+        operational_status=OperationalStatus.AVAILABLE
+        if vehicle.operational_status is OperationalStatus.UNSPECIFIED
+        else vehicle.operational_status,
+        lock_state=LockState.LOCKED if vehicle.lock_state is LockState.UNSPECIFIED else vehicle.lock_state,
+        battery=battery,
+        doors=vehicle.doors or tuple(Door(p, DoorState.CLOSED) for p in DOOR_POSITIONS),
+    )
 
 
 class Inventory:
@@ -74,7 +102,9 @@ class Inventory:
                 resource_name=vehicle_id,
                 vehicle_id=vehicle_id,
             )
-        created = dataclasses.replace(vehicle, id=vehicle_id, label=vehicle.label or vehicle_id[:8])
+        created = with_defaults(
+            dataclasses.replace(vehicle, id=vehicle_id, label=vehicle.label or vehicle_id[:8])
+        )
         created = created.stamped(self.clock.now())
         await self.store.put_vehicle(created)
         return created
