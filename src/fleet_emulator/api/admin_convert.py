@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
 from fleet_emulator.api.convert import timestamp
@@ -86,9 +86,11 @@ def journal_message(entry: JournalEntry) -> pb.JournalEntry:
     )
 
 
-def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
+def _struct(message: Message | None) -> struct_pb2.Struct:
+    """A journaled message as JSON (empty for a request whose bytes did not parse)."""
     result = struct_pb2.Struct()
-    result.update(data)
+    if message is not None:
+        result.update(MessageToDict(message, preserving_proto_field_name=True))
     return result
 
 

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from fleet_emulator.api.errors import fault_status
@@ -72,7 +71,7 @@ class CallWatch:
 
     async def sent(self, message: Message) -> None:
         """Journal a message of a stream, then break or stall the stream if its rule says so now."""
-        self.entry.sent(MessageToDict(message, preserving_proto_field_name=True))
+        self.entry.sent(message)
         await self._between_messages()
 
     async def _between_messages(self) -> None:
@@ -120,16 +119,16 @@ def watch(
 ) -> CallWatch:
     """Open the call's journal entry and take its fault action, if a rule fires."""
     is_message = isinstance(request, Message)
-    body = MessageToDict(request, preserving_proto_field_name=True) if is_message else {"rejected": True}
+    resumed = getattr(request, "last_message_id", "") if is_message else ""
     entry = JournalEntry(
         start_time=namespace.emulation.fleets.clock.now(),
         method=method,
         version=method.split("/")[1].rsplit(".", 2)[-2],
         metadata=_headers(context),
-        request=body,
+        request=request if is_message else None,
         flow_id=flow_id,
         peer=context.peer() or "",
-        resumed_from=str(body.get("last_message_id", "")),
+        resumed_from=resumed,
     )
     namespace.journal.add(entry)
     action = namespace.faults.take(method, streaming, *_about(request)) if is_message else None
