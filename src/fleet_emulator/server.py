@@ -61,7 +61,8 @@ class Settings:
 
 
 def _grpc_server(namespaces: Namespaces) -> grpc.aio.Server:
-    scope = CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE), PACKAGE_PREFIX, namespaces)
+    headers = {v.service_name: v.response_headers for v in VERSIONS if v.response_headers}
+    scope = CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE), PACKAGE_PREFIX, namespaces, headers)
     return grpc.aio.server(
         interceptors=[scope],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES)],

@@ -172,3 +172,22 @@ async def test_an_oversized_request_is_invalid_with_details(channel: grpc.aio.Ch
     assert error_info(error).reason == "REQUEST_TOO_LARGE"
     [bad] = details_of(rich_status(error), error_details_pb2.BadRequest)
     assert [v.field for v in bad.field_violations] == ["request"]
+
+
+@ALL
+async def test_only_the_deprecated_version_names_its_successor(
+    version: ApiVersion, channel: grpc.aio.Channel
+) -> None:
+    pb = version.servicer.adapter.pb
+    ok = stub(version, channel).GetFleet(pb.GetFleetRequest(fleet_id="hamburg"))
+    failed = stub(version, channel).GetFleet(pb.GetFleetRequest(fleet_id="nowhere"))
+    for call in (ok, failed):
+        headers = dict(await call.initial_metadata())
+        if version.name == "v1beta4":
+            assert headers["deprecation"] == "true"
+            assert headers["link"] == '<moia.fleet.state.v2>; rel="successor-version"'
+        else:
+            assert "deprecation" not in headers
+            assert "link" not in headers
+    await ok
+    await failure(failed)

@@ -94,10 +94,18 @@ async def _end(watching: CallWatch | Unwatched, error: BaseException, context: C
 
 class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Applies the call frame to services whose full name starts with one of ``prefixes``; the calls of
-    services under ``observed`` (the emulated API) are also journaled and subject to fault rules."""
+    services under ``observed`` (the emulated API) are also journaled and subject to fault rules.
+    ``headers`` adds response headers per service (a deprecated version's)."""
 
-    def __init__(self, prefixes: tuple[str, ...], observed: str, namespaces: Namespaces) -> None:
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        observed: str,
+        namespaces: Namespaces,
+        headers: dict[str, tuple[tuple[str, str], ...]] | None = None,
+    ) -> None:
         self.prefixes = tuple(f"/{p}" for p in prefixes)
+        self.headers = {f"/{service}/": extra for service, extra in (headers or {}).items()}
         self.observed = f"/{observed}"
         self.namespaces = namespaces
 
@@ -105,7 +113,8 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         self, method: str, request: Any, context: Context, streaming: bool
     ) -> CallWatch | Unwatched:
         flow_id = _begin(context)
-        await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id),))
+        service = method[: method.rindex("/") + 1]
+        await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id), *self.headers.get(service, ())))
         if isinstance(request, RejectedRequest):
             raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
         namespace = await self.namespaces.current()

@@ -44,6 +44,14 @@ class ApiVersion:
     name: str
     servicer: type[FleetStateApi]
     grpc_module: ModuleType
+    successor: str = ""  # set for a deprecated version: the package to move to
+
+    @property
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers on every response of the version: a deprecated one names its successor (RFC 8594)."""
+        if not self.successor:
+            return ()
+        return (("deprecation", "true"), ("link", f'<{self.successor}>; rel="successor-version"'))
 
     @property
     def service_name(self) -> str:
@@ -57,7 +65,7 @@ class ApiVersion:
 
 
 VERSIONS = (
-    ApiVersion("v1beta4", V1beta4Servicer, v1beta4_grpc),
+    ApiVersion("v1beta4", V1beta4Servicer, v1beta4_grpc, successor="moia.fleet.state.v2"),
     ApiVersion("v1", V1Servicer, v1_grpc),
     ApiVersion("v2", V2Servicer, v2_grpc),
 )
