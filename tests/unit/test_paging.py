@@ -29,7 +29,7 @@ async def service() -> FleetService:
     svc = FleetService(MemoryStateStore(), EmulatorClock(START))
     fleets = (Fleet("big", "Big", "Hamburg", "Europe/Berlin"), Fleet("small", "Small", "Hanover", "UTC"))
     vehicles = [vehicle(n) for n in range(1200)] + [vehicle(n, "small") for n in range(5000, 5003)]
-    await svc.load(Scenario("paging", fleets, tuple(vehicles)))
+    await svc.seed(Scenario("paging", fleets, tuple(vehicles)))
     return svc
 
 

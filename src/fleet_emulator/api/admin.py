@@ -17,7 +17,6 @@ from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.errors import FieldViolation, InvalidArgument, NotFound, Violations
-from fleet_emulator.domain.models import Fleet
 from fleet_emulator.domain.namespaces import Namespace, Namespaces
 from fleet_emulator.domain.scenario import ScenarioError, parse_scenario
 from fleet_emulator.domain.service import FleetView
@@ -60,12 +59,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
 
     async def CreateFleet(self, request: pb.CreateFleetRequest, context: Context) -> pb.CreateFleetResponse:
         inventory = (await self._namespace()).emulation.inventory
-        fleet = await inventory.create_fleet(ADAPTER.from_message(Fleet, request.fleet))
+        fleet = await inventory.create_fleet(ADAPTER.fleet_from(request.fleet))
         return pb.CreateFleetResponse(fleet=ADAPTER.fleet(FleetView(fleet, 0)))
 
     async def UpdateFleet(self, request: pb.UpdateFleetRequest, context: Context) -> pb.UpdateFleetResponse:
         emulation = (await self._namespace()).emulation
-        source = ADAPTER.from_message(Fleet, request.fleet)
+        source = ADAPTER.fleet_from(request.fleet)
         await emulation.inventory.update_fleet(request.fleet.id, source, list(request.update_mask.paths))
         return pb.UpdateFleetResponse(fleet=ADAPTER.fleet(await emulation.fleets.get_fleet(request.fleet.id)))
 

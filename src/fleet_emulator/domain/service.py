@@ -44,20 +44,11 @@ class FleetService:
         """Load the scenario unless another replica already did on this store; True if it was loaded."""
         if not await self.store.claim_seeding():
             return False
-        await self._put_all(scenario)
-        return True
-
-    async def load(self, scenario: Scenario) -> None:
-        """Replace the whole state (fleets, vehicles, page tokens) with a scenario's."""
-        await self.store.clear()
-        await self.store.claim_seeding()
-        await self._put_all(scenario)
-
-    async def _put_all(self, scenario: Scenario) -> None:
         for fleet in scenario.fleets:
             await self.store.put_fleet(fleet)
         for vehicle in scenario.vehicles:
             await self.store.put_vehicle(vehicle)
+        return True
 
     async def list_fleets(self, page_size: int, page_token: str) -> Page[FleetView]:
         violations = Violations()
