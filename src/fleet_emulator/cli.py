@@ -17,8 +17,17 @@ from typing import Any, TypeVar
 import click
 
 from fleet_emulator.backends.factory import BACKENDS
+from fleet_emulator.domain.policies import AuthMode, Policies
+from fleet_emulator.domain.rate_rules import PRESETS, RateRulesError, rules_from
 from fleet_emulator.domain.scenario import ScenarioError
-from fleet_emulator.server import ADMIN_OFF, ADMIN_SAME_PORT, Emulator, Settings, StartupError
+from fleet_emulator.server import (
+    ADMIN_OFF,
+    ADMIN_SAME_PORT,
+    DEFAULT_JWT_SECRET,
+    Emulator,
+    Settings,
+    StartupError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +103,36 @@ def main() -> None:
 @option("--simulation-rate", default=1.0, type=click.FloatRange(min=0.01), help="Simulator steps per second.")
 @option("--simulation-seed", default=0, type=int, help="The same seed gives the same simulation.")
 @option(
+    "--auth",
+    default="none",
+    type=click.Choice([m.name.lower() for m in AuthMode]),
+    help="Bearer auth of the API: none, any (any token), or jwt (tokens from `fleet-emulator token`).",
+)
+@option("--jwt-secret", default=DEFAULT_JWT_SECRET, help="HS256 secret of the tokens (the same on replicas).")
+@option(
+    "--rate-limits",
+    default="off",
+    help=f"Per-client rate limits: a preset ({', '.join(PRESETS)}) or a YAML file of rules.",
+)
+@option(
+    "--wake-up-delay-min",
+    default="10s",
+    type=Duration(),
+    help="Shortest delay before a woken vehicle is online.",
+)
+@option(
+    "--wake-up-delay-max",
+    default="60s",
+    type=Duration(),
+    help="Longest delay before a woken vehicle is online.",
+)
+@option(
+    "--unknown-values/--no-unknown-values",
+    default=False,
+    help="Responses carry enum values and fields that are not in the published protos.",
+)
+@option("--poll-interval", default="5s", type=Duration(), help="The client report flags faster polling.")
+@option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -111,11 +150,34 @@ def serve(
     simulate: bool,
     simulation_rate: float,
     simulation_seed: int,
+    auth: str,
+    jwt_secret: str,
+    rate_limits: str,
+    wake_up_delay_min: timedelta,
+    wake_up_delay_max: timedelta,
+    unknown_values: bool,
+    poll_interval: timedelta,
     log_level: str,
 ) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     admin = ADMIN_OFF if no_admin else ADMIN_SAME_PORT if admin_port is None else admin_port
+    if wake_up_delay_min > wake_up_delay_max:
+        raise click.BadParameter(
+            "must not be longer than --wake-up-delay-max", param_hint="--wake-up-delay-min"
+        )
+    try:
+        rules = rules_from(rate_limits)
+    except RateRulesError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate-limits") from exc
+    policies = Policies(
+        auth_mode=AuthMode[auth.upper()],
+        rate_limits=rules,
+        wake_up_delay_min=wake_up_delay_min,
+        wake_up_delay_max=wake_up_delay_max,
+        unknown_values=unknown_values,
+        poll_interval=poll_interval,
+    )
     settings = Settings(
         host=host,
         port=port,
@@ -127,6 +189,8 @@ def serve(
         simulate=simulate,
         simulation_rate=simulation_rate,
         simulation_seed=simulation_seed,
+        policies=policies,
+        jwt_secret=jwt_secret,
     )
     try:
         asyncio.run(_serve(settings))

@@ -28,6 +28,7 @@ from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
 from fleet_emulator.backends.factory import Backends, backends_for
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.namespaces import Namespaces
+from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.simulator import Simulator
 from fleet_emulator.domain.streams import DEFAULT_RETENTION, StreamSettings
@@ -38,6 +39,7 @@ ADMIN_SERVICE: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 ADMIN_PACKAGE = "emulator.admin."
 ADMIN_SAME_PORT = -1
 ADMIN_OFF = -2
+DEFAULT_JWT_SECRET = "fleet-emulator-development-secret"  # documented, for local use only
 
 
 class StartupError(Exception):
@@ -57,6 +59,8 @@ class Settings:
     simulation_rate: float = 1.0
     simulation_seed: int = 0
     health_interval_s: float = 1.0
+    policies: Policies = DEFAULT_POLICIES  # every namespace starts with these (and gets them back on reset)
+    jwt_secret: str = DEFAULT_JWT_SECRET
     grace_seconds: float = 5.0
 
 
@@ -78,7 +82,7 @@ class Emulator:
         self.backends = backends or backends_for(settings.backend, settings.redis_url)
         scenario = load_scenario(settings.scenario, self.clock.now())
         streams = StreamSettings(retention=settings.retention)
-        self.namespaces = Namespaces(self.backends, self.clock, scenario, streams)
+        self.namespaces = Namespaces(self.backends, self.clock, scenario, streams, settings.policies)
         self.server = _grpc_server(self.namespaces)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:

@@ -34,6 +34,9 @@ def sample(reason: Reason) -> errors.EmulatorError:
         return cls(reason, "missing", resource_type="vehicle", resource_name="x")
     if cls is errors.FailedPrecondition:
         return errors.FailedPrecondition(reason, "no", [errors.PreconditionViolation("T", "s", "d")])
+    if cls is errors.ResourceExhausted:
+        quota = [errors.QuotaViolation("client:c", "GetVehicle: 1 per second")]
+        return errors.ResourceExhausted(reason, "slow down", timedelta(seconds=1), quota)
     if cls is errors.Unavailable:
         return errors.Unavailable(reason, "down", timedelta(seconds=1))
     return cls(reason, "message")

@@ -83,6 +83,8 @@ def journal_message(entry: JournalEntry) -> pb.JournalEntry:
         message_count=entry.message_count,
         resumed_from=entry.resumed_from,
         finished=entry.finished,
+        client=entry.client,
+        reason=entry.reason,
     )
 
 

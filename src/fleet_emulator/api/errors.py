@@ -52,7 +52,16 @@ def _details(error: domain.EmulatorError) -> list[Message]:
     if isinstance(error, domain.Unavailable):
         delay = duration_pb2.Duration()
         delay.FromTimedelta(error.retry_after)
-        return [error_details_pb2.RetryInfo(retry_delay=delay)]
+        retry: list[Message] = [error_details_pb2.RetryInfo(retry_delay=delay)]
+        if isinstance(error, domain.ResourceExhausted):
+            quota = error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(subject=v.subject, description=v.description)
+                    for v in error.violations
+                ]
+            )
+            retry.append(quota)
+        return retry
     return []
 
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2
 
 from fleet_emulator.api.errors import fault_status
 from fleet_emulator.domain import faults
-from fleet_emulator.domain.errors import EmulatorError
+from fleet_emulator.domain.errors import EmulatorError, Unavailable
 from fleet_emulator.domain.journal import JournalEntry, redact
 from fleet_emulator.domain.namespaces import Namespace
 
@@ -30,11 +31,25 @@ INTERNAL = 13
 class InjectedFault(Exception):
     """A fault rule failed the call or broke its stream; ``status`` is what the client gets."""
 
-    def __init__(self, status: grpc.Status, code: int, message: str) -> None:
+    def __init__(
+        self, status: grpc.Status, code: int, message: str, reason: str, details: tuple[Any, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.reason = reason
+        self.retry_delay = _retry_delay(details)
+
+
+def _retry_delay(details: tuple[Any, ...]) -> timedelta | None:
+    """The delay of a RetryInfo among a fault's packed details, if there is one."""
+    for packed in details:
+        if packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            packed.Unpack(info)
+            return info.retry_delay.ToTimedelta()  # type: ignore[no-any-return]
+    return None
 
 
 def _about(request: Any) -> tuple[str, str]:
@@ -66,7 +81,7 @@ class CallWatch:
             await asyncio.sleep(action.delay.total_seconds())
         elif isinstance(action, faults.FailCall):
             status = fault_status(action.code, action.message, action.reason, action.details, self.flow_id)
-            raise InjectedFault(status, action.code, action.message)
+            raise InjectedFault(status, action.code, action.message, action.reason, action.details)
         await self._between_messages()
 
     async def sent(self, message: Message) -> None:
@@ -77,8 +92,9 @@ class CallWatch:
     async def _between_messages(self) -> None:
         action, count = self.action, self.entry.message_count
         if isinstance(action, faults.BreakStream) and count >= action.after_messages:
-            status = fault_status(action.code, action.message, faults.DEFAULT_FAULT_REASON, (), self.flow_id)
-            raise InjectedFault(status, action.code, action.message)
+            reason = faults.DEFAULT_FAULT_REASON
+            status = fault_status(action.code, action.message, reason, (), self.flow_id)
+            raise InjectedFault(status, action.code, action.message, reason)
         if isinstance(action, faults.StallStream) and count >= action.after_messages:
             await asyncio.Event().wait()  # until the client goes away or the server stops
 
@@ -90,8 +106,11 @@ class CallWatch:
             return
         if isinstance(error, InjectedFault):
             entry.code, entry.status_message = error.code, error.message
+            entry.reason, entry.retry_delay = error.reason, error.retry_delay
         elif isinstance(error, EmulatorError):
             entry.code, entry.status_message = error.code.value, error.message
+            entry.reason = error.reason.name
+            entry.retry_delay = error.retry_after if isinstance(error, Unavailable) else None
         elif isinstance(error, asyncio.CancelledError):
             entry.code, entry.status_message = CANCELLED, "cancelled by the client"
         else:

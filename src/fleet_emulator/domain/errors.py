@@ -8,8 +8,13 @@ gets::
      +-- NotFound                      resource type and name (ResourceInfo); page tokens use ErrorInfo only
      |    +-- AlreadyExists            resource type and name (ResourceInfo)
      +-- OutOfRange                    -
+     |    +-- PermissionDenied         resource type and name (ResourceInfo)
+     |    +-- Aborted                  resource type and name (ResourceInfo)
      +-- FailedPrecondition            precondition violations (PreconditionFailure)
      +-- Unavailable                   retry delay (RetryInfo)
+     |    +-- ResourceExhausted        retry delay (RetryInfo), quota violations (QuotaFailure)
+     +-- Unauthenticated               -
+     +-- DeadlineExceeded              -
      +-- Internal                      - (a bug in the emulator; never caused by input)
 
 ``api/errors.py`` turns them into ``google.rpc.Status``; the reasons they may carry are listed in
@@ -85,6 +90,26 @@ class AlreadyExists(NotFound):
     code = Code.ALREADY_EXISTS
 
 
+class PermissionDenied(NotFound):
+    """Same details as NotFound (the resource the caller may not see), another code."""
+
+    code = Code.PERMISSION_DENIED
+
+
+class Aborted(NotFound):
+    """A conflict on a resource (a stale etag): same details as NotFound, another code."""
+
+    code = Code.ABORTED
+
+
+class Unauthenticated(EmulatorError):
+    code = Code.UNAUTHENTICATED
+
+
+class DeadlineExceeded(EmulatorError):
+    code = Code.DEADLINE_EXCEEDED
+
+
 class OutOfRange(EmulatorError):
     code = Code.OUT_OF_RANGE
 
@@ -105,6 +130,29 @@ class Unavailable(EmulatorError):
     def __init__(self, reason: Reason, message: str, retry_after: timedelta, **metadata: str) -> None:
         super().__init__(reason, message, **metadata)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class QuotaViolation:
+    subject: str
+    description: str
+
+
+class ResourceExhausted(Unavailable):
+    """Same retry delay as Unavailable, plus the quota that ran out."""
+
+    code = Code.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self,
+        reason: Reason,
+        message: str,
+        retry_after: timedelta,
+        violations: list[QuotaViolation],
+        **metadata: str,
+    ) -> None:
+        super().__init__(reason, message, retry_after, **metadata)
+        self.violations = violations
 
 
 class Internal(EmulatorError):

@@ -35,6 +35,10 @@ class JournalEntry:
     messages: list[Any] = field(default_factory=list)  # the first MAX_MESSAGES sent, as sent
     message_count: int = 0
     resumed_from: str = ""
+    client: str = ""  # the token's subject, a digest of the token, or the peer's host
+    reason: str = ""  # ErrorInfo.reason of a failed call
+    retry_delay: timedelta | None = None  # RetryInfo of a failed call
+    token_expiry: datetime | None = None  # of the bearer token the call carried (or a token it issued)
 
     def sent(self, message: Any) -> None:
         self.message_count += 1

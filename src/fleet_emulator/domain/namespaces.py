@@ -2,8 +2,8 @@
 
 A call names its namespace in the ``x-emulator-namespace`` header (none: the default namespace). Each
 namespace has its own backend state (fleets, vehicles, page tokens, event streams), fault rules, call
-journal and scenario; the clock is shared. A namespace comes into being, seeded with the emulator's
-scenario, on the first call that names it.
+journal, scenario and policies (``policies.py``); the clock is shared. A namespace comes into being,
+seeded with the emulator's scenario, on the first call that names it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.faults import FaultBook
 from fleet_emulator.domain.journal import Journal
+from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.scenario import Scenario
 from fleet_emulator.domain.streams import StreamSettings
 
@@ -36,14 +37,21 @@ class Namespace:
     name: str
     emulation: Emulation
     scenario: Scenario
+    initial_policies: Policies = DEFAULT_POLICIES
     faults: FaultBook = field(default_factory=FaultBook)
     journal: Journal = field(default_factory=Journal)
+    policies: Policies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policies = self.initial_policies
 
     async def reset(self) -> None:
-        """Back to the namespace's scenario: state, streams, faults and journal are forgotten."""
+        """Back to the namespace's scenario and starting policies: state, streams, faults and journal
+        are forgotten."""
         await self.emulation.reset(self.scenario)
         self.faults.clear()
         self.journal.clear()
+        self.policies = self.initial_policies
 
     async def load(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -64,8 +72,10 @@ class Namespaces:
         clock: Clock,
         scenario: Scenario,
         stream_settings: StreamSettings | None = None,
+        policies: Policies = DEFAULT_POLICIES,
     ) -> None:
         self.make_backend = make_backend
+        self.policies = policies
         self.clock = clock
         self.scenario = scenario
         self.stream_settings = stream_settings
@@ -74,7 +84,7 @@ class Namespaces:
 
     def _build(self, name: str) -> Namespace:
         emulation = Emulation.build(self.make_backend(name), self.clock, self.stream_settings)
-        return Namespace(name, emulation, self.scenario)
+        return Namespace(name, emulation, self.scenario, self.policies)
 
     async def _create(self, name: str) -> Namespace:
         namespace = self._build(name)

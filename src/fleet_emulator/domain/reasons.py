@@ -18,23 +18,33 @@ class Code(enum.Enum):
     """gRPC status codes by their canonical names (the numbers are gRPC's)."""
 
     INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
     NOT_FOUND = 5
     ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
     FAILED_PRECONDITION = 9
+    ABORTED = 10
     OUT_OF_RANGE = 11
     INTERNAL = 13
     UNAVAILABLE = 14
+    UNAUTHENTICATED = 16
 
 
 # Details attached by code, beyond the ErrorInfo and RequestInfo (flow id) that every error carries.
 DETAILS_BY_CODE: dict[Code, tuple[str, ...]] = {
     Code.INVALID_ARGUMENT: ("BadRequest",),
+    Code.DEADLINE_EXCEEDED: (),
     Code.NOT_FOUND: ("ResourceInfo",),
     Code.ALREADY_EXISTS: ("ResourceInfo",),
+    Code.PERMISSION_DENIED: ("ResourceInfo",),
+    Code.RESOURCE_EXHAUSTED: ("RetryInfo", "QuotaFailure"),
     Code.FAILED_PRECONDITION: ("PreconditionFailure",),
+    Code.ABORTED: ("ResourceInfo",),
     Code.OUT_OF_RANGE: (),
     Code.INTERNAL: (),
     Code.UNAVAILABLE: ("RetryInfo",),
+    Code.UNAUTHENTICATED: (),
 }
 
 
@@ -115,6 +125,61 @@ MESSAGE_ID_UNKNOWN = Reason(
     "MESSAGE_ID_UNKNOWN",
     Code.OUT_OF_RANGE,
     "last_message_id is newer than anything ever written to the stream.",
+)
+TOKEN_MISSING = Reason(
+    "TOKEN_MISSING",
+    Code.UNAUTHENTICATED,
+    "The call has no `authorization: Bearer <token>` header, and the auth mode asks for one.",
+)
+TOKEN_INVALID = Reason(
+    "TOKEN_INVALID",
+    Code.UNAUTHENTICATED,
+    "The bearer token is malformed, not signed by this emulator, or lacks a subject or an expiry.",
+)
+TOKEN_EXPIRED = Reason(
+    "TOKEN_EXPIRED",
+    Code.UNAUTHENTICATED,
+    "The bearer token's expiry has passed on the emulator's clock; get a new token.",
+)
+FLEET_NOT_IN_SCOPE = Reason(
+    "FLEET_NOT_IN_SCOPE",
+    Code.PERMISSION_DENIED,
+    "The token's fleet scopes do not include the fleet (checked before whether the fleet or vehicle exists).",
+)
+RATE_LIMITED = Reason(
+    "RATE_LIMITED",
+    Code.RESOURCE_EXHAUSTED,
+    "The client exceeded the RPC's rate limit; retry after the RetryInfo delay.",
+)
+VEHICLE_ASLEEP = Reason(
+    "VEHICLE_ASLEEP",
+    Code.FAILED_PRECONDITION,
+    "The vehicle is asleep: wake it up (WakeUpVehicle) and wait until it is online.",
+)
+VEHICLE_OFFLINE = Reason(
+    "VEHICLE_OFFLINE",
+    Code.FAILED_PRECONDITION,
+    "The vehicle is offline and cannot be reached, not even to wake it up.",
+)
+IDEMPOTENCY_KEY_REUSED = Reason(
+    "IDEMPOTENCY_KEY_REUSED",
+    Code.INVALID_ARGUMENT,
+    "The idempotency key was first used for another command or vehicle.",
+)
+ETAG_MISMATCH = Reason(
+    "ETAG_MISMATCH",
+    Code.ABORTED,
+    "The vehicle changed since the etag was read; read it again and reapply the change.",
+)
+POOR_CONNECTION = Reason(
+    "POOR_CONNECTION",
+    Code.DEADLINE_EXCEEDED,
+    "A poor-connection fault: the vehicle did not answer in time; the command may or may not have run.",
+)
+CONNECTION_LOST = Reason(
+    "CONNECTION_LOST",
+    Code.UNAVAILABLE,
+    "A poor-connection fault: the connection to the vehicle broke; the command may or may not have run.",
 )
 INTERNAL_ERROR = Reason(
     "INTERNAL_ERROR",

@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 from fleet_emulator.backends.base import StateStore
 from fleet_emulator.domain import paging, reasons
+from fleet_emulator.domain.access import current_access
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.lookups import existing_fleet, existing_vehicle
@@ -56,7 +57,8 @@ class FleetService:
         violations.raise_if_any(reasons.FIELD_INVALID)
         binding = paging.binding_of("ListFleets")
         page = await self._page(binding, page_token, size, self.store.list_fleets)
-        views = [FleetView(f, await self.store.count_vehicles(f.id)) for f in page.items]
+        visible = [f for f in page.items if current_access.get().allows(f.id)]  # pages may come out short
+        views = [FleetView(f, await self.store.count_vehicles(f.id)) for f in visible]
         return Page(views, page.next_page_token)
 
     async def get_fleet(self, fleet_id: str) -> FleetView:

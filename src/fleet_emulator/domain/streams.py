@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from fleet_emulator.backends.base import EventLog, StateStore
 from fleet_emulator.domain import reasons
+from fleet_emulator.domain.access import check_fleet
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import NotFound, OutOfRange, Violations
 from fleet_emulator.domain.events import Event, LogEntry
@@ -115,6 +116,7 @@ class EventStreams:
                 violations.add("last_message_id", str(exc))
         violations.raise_if_any(reasons.FIELD_INVALID)
         assert match is not None
+        check_fleet(match.group(1))
         if await self.store.get_fleet(match.group(1)) is None:
             raise NotFound(
                 reasons.EVENT_STREAM_NOT_FOUND,

@@ -17,6 +17,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as _fleet_state_pb2
 import builtins as _builtins
 import sys
@@ -28,6 +29,50 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AuthMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuthModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuthMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTH_MODE_UNSPECIFIED: _AuthMode.ValueType  # 0
+    AUTH_MODE_NONE: _AuthMode.ValueType  # 1
+    """No authentication (the default)."""
+    AUTH_MODE_ANY: _AuthMode.ValueType  # 2
+    """Any bearer token is accepted; calls without one are UNAUTHENTICATED."""
+    AUTH_MODE_JWT: _AuthMode.ValueType  # 3
+    """Only tokens issued by this emulator (IssueToken), checked for signature, expiry and fleet scope."""
+
+class AuthMode(_AuthMode, metaclass=_AuthModeEnumTypeWrapper):
+    """How calls of the emulated API are authenticated."""
+
+AUTH_MODE_UNSPECIFIED: AuthMode.ValueType  # 0
+AUTH_MODE_NONE: AuthMode.ValueType  # 1
+"""No authentication (the default)."""
+AUTH_MODE_ANY: AuthMode.ValueType  # 2
+"""Any bearer token is accepted; calls without one are UNAUTHENTICATED."""
+AUTH_MODE_JWT: AuthMode.ValueType  # 3
+"""Only tokens issued by this emulator (IssueToken), checked for signature, expiry and fleet scope."""
+Global___AuthMode: _TypeAlias = AuthMode  # noqa: Y015
+
+class _RatePeriod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RatePeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RatePeriod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RATE_PERIOD_UNSPECIFIED: _RatePeriod.ValueType  # 0
+    RATE_PERIOD_SECOND: _RatePeriod.ValueType  # 1
+    RATE_PERIOD_MINUTE: _RatePeriod.ValueType  # 2
+
+class RatePeriod(_RatePeriod, metaclass=_RatePeriodEnumTypeWrapper):
+    """Unit of a rate."""
+
+RATE_PERIOD_UNSPECIFIED: RatePeriod.ValueType  # 0
+RATE_PERIOD_SECOND: RatePeriod.ValueType  # 1
+RATE_PERIOD_MINUTE: RatePeriod.ValueType  # 2
+Global___RatePeriod: _TypeAlias = RatePeriod  # noqa: Y015
 
 @_typing.final
 class ResetEmulatorRequest(_message.Message):
@@ -517,6 +562,32 @@ class StallStream(_message.Message):
 Global___StallStream: _TypeAlias = StallStream  # noqa: Y015
 
 @_typing.final
+class PoorConnection(_message.Message):
+    """A vehicle command over a poor connection: the client gets `code` although the command may have run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTED_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    executed: _builtins.bool
+    """Whether the vehicle executed the command before the connection failed."""
+    code: _builtins.int
+    """DEADLINE_EXCEEDED (4, the default when unset) or UNAVAILABLE (14)."""
+    def __init__(
+        self,
+        *,
+        executed: _builtins.bool = ...,
+        code: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "executed", b"executed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PoorConnection: _TypeAlias = PoorConnection  # noqa: Y015
+
+@_typing.final
 class Fault(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -531,6 +602,7 @@ class Fault(_message.Message):
     LATENCY_FIELD_NUMBER: _builtins.int
     BREAK_STREAM_FIELD_NUMBER: _builtins.int
     STALL_STREAM_FIELD_NUMBER: _builtins.int
+    POOR_CONNECTION_FIELD_NUMBER: _builtins.int
     HITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Assigned by the emulator."""
@@ -559,6 +631,8 @@ class Fault(_message.Message):
     def break_stream(self) -> Global___BreakStream: ...
     @_builtins.property
     def stall_stream(self) -> Global___StallStream: ...
+    @_builtins.property
+    def poor_connection(self) -> Global___PoorConnection: ...
     def __init__(
         self,
         *,
@@ -573,13 +647,14 @@ class Fault(_message.Message):
         latency: Global___AddLatency | None = ...,
         break_stream: Global___BreakStream | None = ...,
         stall_stream: Global___StallStream | None = ...,
+        poor_connection: Global___PoorConnection | None = ...,
         hits: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "break_stream", b"break_stream", "fail", b"fail", "latency", b"latency", "stall_stream", b"stall_stream"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "break_stream", b"break_stream", "fail", b"fail", "latency", b"latency", "poor_connection", b"poor_connection", "stall_stream", b"stall_stream"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "break_stream", b"break_stream", "fail", b"fail", "fleet_id", b"fleet_id", "hits", b"hits", "id", b"id", "latency", b"latency", "method", b"method", "probability", b"probability", "seed", b"seed", "stall_stream", b"stall_stream", "times", b"times", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "break_stream", b"break_stream", "fail", b"fail", "fleet_id", b"fleet_id", "hits", b"hits", "id", b"id", "latency", b"latency", "method", b"method", "poor_connection", b"poor_connection", "probability", b"probability", "seed", b"seed", "stall_stream", b"stall_stream", "times", b"times", "vehicle_id", b"vehicle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["fail", "latency", "break_stream", "stall_stream"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["fail", "latency", "break_stream", "stall_stream", "poor_connection"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
@@ -769,6 +844,8 @@ class JournalEntry(_message.Message):
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     RESUMED_FROM_FIELD_NUMBER: _builtins.int
     FINISHED_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, increasing."""
     method: _builtins.str
@@ -784,6 +861,10 @@ class JournalEntry(_message.Message):
     resumed_from: _builtins.str
     finished: _builtins.bool
     """False while the call is still running (an open stream): `code` and `duration` are not final yet."""
+    client: _builtins.str
+    """Who made the call: the subject of its bearer token, else a digest of the token, else the peer's host."""
+    reason: _builtins.str
+    """ErrorInfo.reason of a failed call."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -818,10 +899,12 @@ class JournalEntry(_message.Message):
         message_count: _builtins.int = ...,
         resumed_from: _builtins.str = ...,
         finished: _builtins.bool = ...,
+        client: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "request", b"request", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "request", b"request", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "code", b"code", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "reason", b"reason", "request", b"request", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1072,3 +1155,346 @@ class UseRealClockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UseRealClockResponse: _TypeAlias = UseRealClockResponse  # noqa: Y015
+
+@_typing.final
+class IssueTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    FLEET_IDS_FIELD_NUMBER: _builtins.int
+    LIFETIME_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """Who the token is for: the client, in rate limits and the client report. Required."""
+    @_builtins.property
+    def fleet_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fleets the token may read and command; empty means every fleet."""
+
+    @_builtins.property
+    def lifetime(self) -> _duration_pb2.Duration:
+        """How long the token is valid; default 30 minutes, at most 30 days."""
+
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        fleet_ids: _abc.Iterable[_builtins.str] | None = ...,
+        lifetime: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lifetime", b"lifetime"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fleet_ids", b"fleet_ids", "lifetime", b"lifetime", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueTokenRequest: _TypeAlias = IssueTokenRequest  # noqa: Y015
+
+@_typing.final
+class IssueTokenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """Send it as `authorization: Bearer <access_token>`."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expire_time", b"expire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueTokenResponse: _TypeAlias = IssueTokenResponse  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """A limit on one RPC, per client: `requests` per `period`, plus `burst` requests at once (seed 001)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    BURST_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """A method name ("GetVehicle"), a full name, or "*" for every RPC without a rule of its own."""
+    requests: _builtins.int
+    period: Global___RatePeriod.ValueType
+    burst: _builtins.int
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        requests: _builtins.int = ...,
+        period: Global___RatePeriod.ValueType = ...,
+        burst: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burst", b"burst", "method", b"method", "period", b"period", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
+
+@_typing.final
+class Policies(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTH_MODE_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    WAKE_UP_DELAY_MIN_FIELD_NUMBER: _builtins.int
+    WAKE_UP_DELAY_MAX_FIELD_NUMBER: _builtins.int
+    UNKNOWN_VALUES_FIELD_NUMBER: _builtins.int
+    POLL_INTERVAL_FIELD_NUMBER: _builtins.int
+    auth_mode: Global___AuthMode.ValueType
+    unknown_values: _builtins.bool
+    """Responses carry enum values and fields that are not in the published protos."""
+    @_builtins.property
+    def rate_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___RateLimit]:
+        """No rules: no rate limits."""
+
+    @_builtins.property
+    def wake_up_delay_min(self) -> _duration_pb2.Duration:
+        """An asleep vehicle comes online a random delay in [min, max] after WakeUpVehicle."""
+
+    @_builtins.property
+    def wake_up_delay_max(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def poll_interval(self) -> _duration_pb2.Duration:
+        """The client report flags data polled more often than this."""
+
+    def __init__(
+        self,
+        *,
+        auth_mode: Global___AuthMode.ValueType = ...,
+        rate_limits: _abc.Iterable[Global___RateLimit] | None = ...,
+        wake_up_delay_min: _duration_pb2.Duration | None = ...,
+        wake_up_delay_max: _duration_pb2.Duration | None = ...,
+        unknown_values: _builtins.bool = ...,
+        poll_interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["poll_interval", b"poll_interval", "wake_up_delay_max", b"wake_up_delay_max", "wake_up_delay_min", b"wake_up_delay_min"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_mode", b"auth_mode", "poll_interval", b"poll_interval", "rate_limits", b"rate_limits", "unknown_values", b"unknown_values", "wake_up_delay_max", b"wake_up_delay_max", "wake_up_delay_min", b"wake_up_delay_min"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Policies: _TypeAlias = Policies  # noqa: Y015
+
+@_typing.final
+class GetPoliciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPoliciesRequest: _TypeAlias = GetPoliciesRequest  # noqa: Y015
+
+@_typing.final
+class GetPoliciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policies(self) -> Global___Policies: ...
+    def __init__(
+        self,
+        *,
+        policies: Global___Policies | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPoliciesResponse: _TypeAlias = GetPoliciesResponse  # noqa: Y015
+
+@_typing.final
+class UpdatePoliciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PRESET_FIELD_NUMBER: _builtins.int
+    rate_limit_preset: _builtins.str
+    """If set, `rate_limits` become this preset's ("seed-001") instead of `policies.rate_limits`."""
+    @_builtins.property
+    def policies(self) -> Global___Policies: ...
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Paths of `policies` to change; empty means all of them."""
+
+    def __init__(
+        self,
+        *,
+        policies: Global___Policies | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        rate_limit_preset: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies", "rate_limit_preset", b"rate_limit_preset", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePoliciesRequest: _TypeAlias = UpdatePoliciesRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePoliciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policies(self) -> Global___Policies: ...
+    def __init__(
+        self,
+        *,
+        policies: Global___Policies | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePoliciesResponse: _TypeAlias = UpdatePoliciesResponse  # noqa: Y015
+
+@_typing.final
+class GetClientReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClientReportRequest: _TypeAlias = GetClientReportRequest  # noqa: Y015
+
+@_typing.final
+class ReportedCall(_message.Message):
+    """A call that shows a broken practice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The call's journal sequence (0 for a call no longer in the journal)."""
+    method: _builtins.str
+    flow_id: _builtins.str
+    note: _builtins.str
+    """What this call did wrong."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        method: _builtins.str = ...,
+        flow_id: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_id", b"flow_id", "method", b"method", "note", b"note", "sequence", b"sequence", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportedCall: _TypeAlias = ReportedCall  # noqa: Y015
+
+@_typing.final
+class Finding(_message.Message):
+    """A practice a client broke."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRACTICE_FIELD_NUMBER: _builtins.int
+    ADVICE_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    practice: _builtins.str
+    """UPPER_SNAKE name of the practice, e.g. POLLING_TOO_OFTEN."""
+    advice: _builtins.str
+    """What a well-behaved client does instead."""
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportedCall]: ...
+    def __init__(
+        self,
+        *,
+        practice: _builtins.str = ...,
+        advice: _builtins.str = ...,
+        calls: _abc.Iterable[Global___ReportedCall] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advice", b"advice", "calls", b"calls", "practice", b"practice"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Finding: _TypeAlias = Finding  # noqa: Y015
+
+@_typing.final
+class ClientReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    client: _builtins.str
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]: ...
+    def __init__(
+        self,
+        *,
+        client: _builtins.str = ...,
+        findings: _abc.Iterable[Global___Finding] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "findings", b"findings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientReport: _TypeAlias = ClientReport  # noqa: Y015
+
+@_typing.final
+class GetClientReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientReport]:
+        """Only clients that broke a practice."""
+
+    def __init__(
+        self,
+        *,
+        clients: _abc.Iterable[Global___ClientReport] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClientReportResponse: _TypeAlias = GetClientReportResponse  # noqa: Y015

@@ -130,6 +130,26 @@ class AdminServiceStub:
                 request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockRequest.SerializeToString,
                 response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockResponse.FromString,
                 _registered_method=True)
+        self.IssueToken = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/IssueToken',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.IssueTokenRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.IssueTokenResponse.FromString,
+                _registered_method=True)
+        self.GetPolicies = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/GetPolicies',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetPoliciesRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetPoliciesResponse.FromString,
+                _registered_method=True)
+        self.UpdatePolicies = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/UpdatePolicies',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdatePoliciesRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdatePoliciesResponse.FromString,
+                _registered_method=True)
+        self.GetClientReport = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/GetClientReport',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -266,6 +286,35 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueToken(self, request, context):
+        """Issues a bearer token (HS256 JWT) for the emulated API, valid from now on the emulator's clock.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicies(self, request, context):
+        """The namespace's behaviour switches: auth mode, rate limits, wake-up delay, unknown values, polling
+        interval. ResetEmulator puts them back to what the emulator was started with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePolicies(self, request, context):
+        """Changes the policies named in `update_mask` (all of them when it is empty).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClientReport(self, request, context):
+        """What each client of the namespace did that a well-behaved client does not, with the calls that show it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -363,6 +412,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.UseRealClock,
                     request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockRequest.FromString,
                     response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockResponse.SerializeToString,
+            ),
+            'IssueToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueToken,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.IssueTokenRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.IssueTokenResponse.SerializeToString,
+            ),
+            'GetPolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicies,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetPoliciesRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetPoliciesResponse.SerializeToString,
+            ),
+            'UpdatePolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePolicies,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdatePoliciesRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.UpdatePoliciesResponse.SerializeToString,
+            ),
+            'GetClientReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientReport,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -879,6 +948,114 @@ class AdminService:
             '/emulator.admin.v1.AdminService/UseRealClock',
             emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockRequest.SerializeToString,
             emulator_dot_admin_dot_v1_dot_admin__pb2.UseRealClockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/IssueToken',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.IssueTokenRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.IssueTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/GetPolicies',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.GetPoliciesRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.GetPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/UpdatePolicies',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.UpdatePoliciesRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.UpdatePoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/GetClientReport',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,16 @@ class AdminServiceStub:
     """Moves the clock forward (switching to a virtual clock at the current time if it was real)."""
     UseRealClock: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UseRealClockRequest, _admin_pb2.UseRealClockResponse]
     """Back to real time."""
+    IssueToken: _grpc.UnaryUnaryMultiCallable[_admin_pb2.IssueTokenRequest, _admin_pb2.IssueTokenResponse]
+    """Issues a bearer token (HS256 JWT) for the emulated API, valid from now on the emulator's clock."""
+    GetPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetPoliciesRequest, _admin_pb2.GetPoliciesResponse]
+    """The namespace's behaviour switches: auth mode, rate limits, wake-up delay, unknown values, polling
+    interval. ResetEmulator puts them back to what the emulator was started with.
+    """
+    UpdatePolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.UpdatePoliciesRequest, _admin_pb2.UpdatePoliciesResponse]
+    """Changes the policies named in `update_mask` (all of them when it is empty)."""
+    GetClientReport: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetClientReportRequest, _admin_pb2.GetClientReportResponse]
+    """What each client of the namespace did that a well-behaved client does not, with the calls that show it."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -122,6 +132,16 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Moves the clock forward (switching to a virtual clock at the current time if it was real)."""
     UseRealClock: _aio.UnaryUnaryMultiCallable[_admin_pb2.UseRealClockRequest, _admin_pb2.UseRealClockResponse]  # type: ignore[assignment]
     """Back to real time."""
+    IssueToken: _aio.UnaryUnaryMultiCallable[_admin_pb2.IssueTokenRequest, _admin_pb2.IssueTokenResponse]  # type: ignore[assignment]
+    """Issues a bearer token (HS256 JWT) for the emulated API, valid from now on the emulator's clock."""
+    GetPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetPoliciesRequest, _admin_pb2.GetPoliciesResponse]  # type: ignore[assignment]
+    """The namespace's behaviour switches: auth mode, rate limits, wake-up delay, unknown values, polling
+    interval. ResetEmulator puts them back to what the emulator was started with.
+    """
+    UpdatePolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.UpdatePoliciesRequest, _admin_pb2.UpdatePoliciesResponse]  # type: ignore[assignment]
+    """Changes the policies named in `update_mask` (all of them when it is empty)."""
+    GetClientReport: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetClientReportRequest, _admin_pb2.GetClientReportResponse]  # type: ignore[assignment]
+    """What each client of the namespace did that a well-behaved client does not, with the calls that show it."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Steers the emulator: state, events, faults, the call journal and the clock."""
@@ -278,5 +298,39 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.UseRealClockResponse, _abc.Awaitable[_admin_pb2.UseRealClockResponse]]:
         """Back to real time."""
+
+    @_abc_1.abstractmethod
+    def IssueToken(
+        self,
+        request: _admin_pb2.IssueTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.IssueTokenResponse, _abc.Awaitable[_admin_pb2.IssueTokenResponse]]:
+        """Issues a bearer token (HS256 JWT) for the emulated API, valid from now on the emulator's clock."""
+
+    @_abc_1.abstractmethod
+    def GetPolicies(
+        self,
+        request: _admin_pb2.GetPoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetPoliciesResponse, _abc.Awaitable[_admin_pb2.GetPoliciesResponse]]:
+        """The namespace's behaviour switches: auth mode, rate limits, wake-up delay, unknown values, polling
+        interval. ResetEmulator puts them back to what the emulator was started with.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePolicies(
+        self,
+        request: _admin_pb2.UpdatePoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.UpdatePoliciesResponse, _abc.Awaitable[_admin_pb2.UpdatePoliciesResponse]]:
+        """Changes the policies named in `update_mask` (all of them when it is empty)."""
+
+    @_abc_1.abstractmethod
+    def GetClientReport(
+        self,
+        request: _admin_pb2.GetClientReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetClientReportResponse, _abc.Awaitable[_admin_pb2.GetClientReportResponse]]:
+        """What each client of the namespace did that a well-behaved client does not, with the calls that show it."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -9,6 +9,7 @@ values they do not know as their `*_UNSPECIFIED` value instead of failing.
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -205,6 +206,28 @@ MISSION_STAGE_ARRIVED_AT_DROPOFF: MissionStage.ValueType  # 4
 MISSION_STAGE_COMPLETED: MissionStage.ValueType  # 5
 MISSION_STAGE_CANCELLED: MissionStage.ValueType  # 6
 Global___MissionStage: _TypeAlias = MissionStage  # noqa: Y015
+
+class _VehicleCommand:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VehicleCommandEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VehicleCommand.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VEHICLE_COMMAND_UNSPECIFIED: _VehicleCommand.ValueType  # 0
+    VEHICLE_COMMAND_LOCK: _VehicleCommand.ValueType  # 1
+    VEHICLE_COMMAND_UNLOCK: _VehicleCommand.ValueType  # 2
+    VEHICLE_COMMAND_HONK_HORN: _VehicleCommand.ValueType  # 3
+    VEHICLE_COMMAND_FLASH_LIGHTS: _VehicleCommand.ValueType  # 4
+
+class VehicleCommand(_VehicleCommand, metaclass=_VehicleCommandEnumTypeWrapper):
+    """A command a vehicle can execute. Extensible."""
+
+VEHICLE_COMMAND_UNSPECIFIED: VehicleCommand.ValueType  # 0
+VEHICLE_COMMAND_LOCK: VehicleCommand.ValueType  # 1
+VEHICLE_COMMAND_UNLOCK: VehicleCommand.ValueType  # 2
+VEHICLE_COMMAND_HONK_HORN: VehicleCommand.ValueType  # 3
+VEHICLE_COMMAND_FLASH_LIGHTS: VehicleCommand.ValueType  # 4
+Global___VehicleCommand: _TypeAlias = VehicleCommand  # noqa: Y015
 
 @_typing.final
 class Fleet(_message.Message):
@@ -819,6 +842,7 @@ class Event(_message.Message):
     CHARGING_CHANGED_FIELD_NUMBER: _builtins.int
     OPERATIONAL_STATUS_CHANGED_FIELD_NUMBER: _builtins.int
     MISSION_PROGRESSED_FIELD_NUMBER: _builtins.int
+    COMMAND_EXECUTED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID of the event."""
     vehicle_id: _builtins.str
@@ -849,6 +873,8 @@ class Event(_message.Message):
     def operational_status_changed(self) -> Global___OperationalStatusChanged: ...
     @_builtins.property
     def mission_progressed(self) -> Global___MissionProgressed: ...
+    @_builtins.property
+    def command_executed(self) -> Global___CommandExecuted: ...
     def __init__(
         self,
         *,
@@ -866,12 +892,13 @@ class Event(_message.Message):
         charging_changed: Global___ChargingChanged | None = ...,
         operational_status_changed: Global___OperationalStatusChanged | None = ...,
         mission_progressed: Global___MissionProgressed | None = ...,
+        command_executed: Global___CommandExecuted | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["battery_changed", b"battery_changed", "change", b"change", "charging_changed", b"charging_changed", "connectivity_changed", b"connectivity_changed", "doors_changed", b"doors_changed", "lock_changed", b"lock_changed", "mission_progressed", b"mission_progressed", "occur_time", b"occur_time", "operational_status_changed", b"operational_status_changed", "position_changed", b"position_changed", "publish_time", b"publish_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["battery_changed", b"battery_changed", "change", b"change", "charging_changed", b"charging_changed", "command_executed", b"command_executed", "connectivity_changed", b"connectivity_changed", "doors_changed", b"doors_changed", "lock_changed", b"lock_changed", "mission_progressed", b"mission_progressed", "occur_time", b"occur_time", "operational_status_changed", b"operational_status_changed", "position_changed", b"position_changed", "publish_time", b"publish_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_changed", b"battery_changed", "change", b"change", "charging_changed", b"charging_changed", "connectivity_changed", b"connectivity_changed", "doors_changed", b"doors_changed", "fleet_id", b"fleet_id", "flow_id", b"flow_id", "id", b"id", "lock_changed", b"lock_changed", "mission_progressed", b"mission_progressed", "occur_time", b"occur_time", "operational_status_changed", b"operational_status_changed", "position_changed", b"position_changed", "publish_time", b"publish_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_changed", b"battery_changed", "change", b"change", "charging_changed", b"charging_changed", "command_executed", b"command_executed", "connectivity_changed", b"connectivity_changed", "doors_changed", b"doors_changed", "fleet_id", b"fleet_id", "flow_id", b"flow_id", "id", b"id", "lock_changed", b"lock_changed", "mission_progressed", b"mission_progressed", "occur_time", b"occur_time", "operational_status_changed", b"operational_status_changed", "position_changed", b"position_changed", "publish_time", b"publish_time", "vehicle_id", b"vehicle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["connectivity_changed", "position_changed", "doors_changed", "lock_changed", "battery_changed", "charging_changed", "operational_status_changed", "mission_progressed"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["connectivity_changed", "position_changed", "doors_changed", "lock_changed", "battery_changed", "charging_changed", "operational_status_changed", "mission_progressed", "command_executed"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
@@ -1024,3 +1051,338 @@ class SubscribeToVehicleStatesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubscribeToVehicleStatesResponse: _TypeAlias = SubscribeToVehicleStatesResponse  # noqa: Y015
+
+@_typing.final
+class CommandResult(_message.Message):
+    """One execution of a command by a vehicle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_ID_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_COUNT_FIELD_NUMBER: _builtins.int
+    EXECUTE_TIME_FIELD_NUMBER: _builtins.int
+    command_id: _builtins.str
+    """UUID of this execution. A retry with the same `idempotency_key` returns the same result."""
+    command: Global___VehicleCommand.ValueType
+    vehicle_id: _builtins.str
+    execution_count: _builtins.int
+    """How many times the vehicle has executed this command, this execution included."""
+    @_builtins.property
+    def execute_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        command_id: _builtins.str = ...,
+        command: Global___VehicleCommand.ValueType = ...,
+        vehicle_id: _builtins.str = ...,
+        execution_count: _builtins.int = ...,
+        execute_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["execute_time", b"execute_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "command_id", b"command_id", "execute_time", b"execute_time", "execution_count", b"execution_count", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommandResult: _TypeAlias = CommandResult  # noqa: Y015
+
+@_typing.final
+class CommandExecuted(_message.Message):
+    """A vehicle executed a command (each execution emits one)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___CommandResult: ...
+    def __init__(
+        self,
+        *,
+        result: Global___CommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommandExecuted: _TypeAlias = CommandExecuted  # noqa: Y015
+
+@_typing.final
+class WakeUpVehicleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WakeUpVehicleRequest: _TypeAlias = WakeUpVehicleRequest  # noqa: Y015
+
+@_typing.final
+class WakeUpVehicleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle:
+        """The vehicle as it is now: still asleep until it comes online."""
+
+    def __init__(
+        self,
+        *,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WakeUpVehicleResponse: _TypeAlias = WakeUpVehicleResponse  # noqa: Y015
+
+@_typing.final
+class LockVehicleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    idempotency_key: _builtins.str
+    """Optional: a retry with the same key returns the first result instead of executing again (kept 24 h)."""
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockVehicleRequest: _TypeAlias = LockVehicleRequest  # noqa: Y015
+
+@_typing.final
+class LockVehicleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___CommandResult: ...
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle: ...
+    def __init__(
+        self,
+        *,
+        result: Global___CommandResult | None = ...,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockVehicleResponse: _TypeAlias = LockVehicleResponse  # noqa: Y015
+
+@_typing.final
+class UnlockVehicleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    idempotency_key: _builtins.str
+    """As in LockVehicleRequest."""
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockVehicleRequest: _TypeAlias = UnlockVehicleRequest  # noqa: Y015
+
+@_typing.final
+class UnlockVehicleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___CommandResult: ...
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle: ...
+    def __init__(
+        self,
+        *,
+        result: Global___CommandResult | None = ...,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockVehicleResponse: _TypeAlias = UnlockVehicleResponse  # noqa: Y015
+
+@_typing.final
+class HonkHornRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    idempotency_key: _builtins.str
+    """As in LockVehicleRequest."""
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HonkHornRequest: _TypeAlias = HonkHornRequest  # noqa: Y015
+
+@_typing.final
+class HonkHornResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___CommandResult: ...
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle: ...
+    def __init__(
+        self,
+        *,
+        result: Global___CommandResult | None = ...,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HonkHornResponse: _TypeAlias = HonkHornResponse  # noqa: Y015
+
+@_typing.final
+class FlashLightsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    vehicle_id: _builtins.str
+    idempotency_key: _builtins.str
+    """As in LockVehicleRequest."""
+    def __init__(
+        self,
+        *,
+        vehicle_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "vehicle_id", b"vehicle_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlashLightsRequest: _TypeAlias = FlashLightsRequest  # noqa: Y015
+
+@_typing.final
+class FlashLightsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___CommandResult: ...
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle: ...
+    def __init__(
+        self,
+        *,
+        result: Global___CommandResult | None = ...,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlashLightsResponse: _TypeAlias = FlashLightsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateVehicleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle:
+        """The vehicle with its `id`, the new values of the fields in `update_mask`, and optionally the `etag` of
+        the state the change is based on.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        vehicle: Global___Vehicle | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask", "vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask", "vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateVehicleRequest: _TypeAlias = UpdateVehicleRequest  # noqa: Y015
+
+@_typing.final
+class UpdateVehicleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VEHICLE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def vehicle(self) -> Global___Vehicle: ...
+    def __init__(
+        self,
+        *,
+        vehicle: Global___Vehicle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["vehicle", b"vehicle"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["vehicle", b"vehicle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateVehicleResponse: _TypeAlias = UpdateVehicleResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class FleetStateServiceStub:
-    """Read access to fleets and their vehicles.
+    """Fleets and their vehicles: reads, event streams and vehicle commands.
     """
 
     def __init__(self, channel):
@@ -70,10 +70,40 @@ class FleetStateServiceStub:
                 request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.SubscribeToVehicleStatesRequest.SerializeToString,
                 response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.SubscribeToVehicleStatesResponse.FromString,
                 _registered_method=True)
+        self.WakeUpVehicle = channel.unary_unary(
+                '/moia.fleet.state.v1.FleetStateService/WakeUpVehicle',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.WakeUpVehicleRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.WakeUpVehicleResponse.FromString,
+                _registered_method=True)
+        self.LockVehicle = channel.unary_unary(
+                '/moia.fleet.state.v1.FleetStateService/LockVehicle',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.LockVehicleRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.LockVehicleResponse.FromString,
+                _registered_method=True)
+        self.UnlockVehicle = channel.unary_unary(
+                '/moia.fleet.state.v1.FleetStateService/UnlockVehicle',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UnlockVehicleRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UnlockVehicleResponse.FromString,
+                _registered_method=True)
+        self.HonkHorn = channel.unary_unary(
+                '/moia.fleet.state.v1.FleetStateService/HonkHorn',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.HonkHornRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.HonkHornResponse.FromString,
+                _registered_method=True)
+        self.FlashLights = channel.unary_unary(
+                '/moia.fleet.state.v1.FleetStateService/FlashLights',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.FlashLightsRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.FlashLightsResponse.FromString,
+                _registered_method=True)
+        self.UpdateVehicle = channel.unary_unary(
+                '/moia.fleet.state.v1.FleetStateService/UpdateVehicle',
+                request_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UpdateVehicleRequest.SerializeToString,
+                response_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UpdateVehicleResponse.FromString,
+                _registered_method=True)
 
 
 class FleetStateServiceServicer:
-    """Read access to fleets and their vehicles.
+    """Fleets and their vehicles: reads, event streams and vehicle commands.
     """
 
     def ListFleets(self, request, context):
@@ -131,6 +161,56 @@ class FleetStateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WakeUpVehicle(self, request, context):
+        """Wakes a vehicle up. An asleep vehicle comes online after a delay (10 to 60 s of the emulator's clock by
+        default): watch its `connectivity` (GetVehicle, SubscribeToVehicleStates or a ConnectivityChanged event)
+        before sending it commands. An online vehicle stays as it is.
+        Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_OFFLINE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LockVehicle(self, request, context):
+        """Locks the central lock. Idempotent. The commands below need an online vehicle.
+        Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_ASLEEP, VEHICLE_OFFLINE),
+        INVALID_ARGUMENT (IDEMPOTENCY_KEY_REUSED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockVehicle(self, request, context):
+        """Unlocks the central lock. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HonkHorn(self, request, context):
+        """Honks the horn. Not idempotent: every execution honks again. Send an `idempotency_key` to retry safely.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FlashLights(self, request, context):
+        """Flashes the lights. Not idempotent, like HonkHorn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateVehicle(self, request, context):
+        """Changes the parts of a vehicle named in `update_mask` (AIP-134): `label`, `operational_status`, and the
+        static description. With `vehicle.etag` set (from a read), the update applies only if the vehicle has
+        not changed since (AIP-154). Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND),
+        ABORTED (ETAG_MISMATCH).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetStateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +249,36 @@ def add_FleetStateServiceServicer_to_server(servicer, server):
                     request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.SubscribeToVehicleStatesRequest.FromString,
                     response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.SubscribeToVehicleStatesResponse.SerializeToString,
             ),
+            'WakeUpVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.WakeUpVehicle,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.WakeUpVehicleRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.WakeUpVehicleResponse.SerializeToString,
+            ),
+            'LockVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.LockVehicle,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.LockVehicleRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.LockVehicleResponse.SerializeToString,
+            ),
+            'UnlockVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockVehicle,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UnlockVehicleRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UnlockVehicleResponse.SerializeToString,
+            ),
+            'HonkHorn': grpc.unary_unary_rpc_method_handler(
+                    servicer.HonkHorn,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.HonkHornRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.HonkHornResponse.SerializeToString,
+            ),
+            'FlashLights': grpc.unary_unary_rpc_method_handler(
+                    servicer.FlashLights,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.FlashLightsRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.FlashLightsResponse.SerializeToString,
+            ),
+            'UpdateVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateVehicle,
+                    request_deserializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UpdateVehicleRequest.FromString,
+                    response_serializer=moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UpdateVehicleResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'moia.fleet.state.v1.FleetStateService', rpc_method_handlers)
@@ -178,7 +288,7 @@ def add_FleetStateServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class FleetStateService:
-    """Read access to fleets and their vehicles.
+    """Fleets and their vehicles: reads, event streams and vehicle commands.
     """
 
     @staticmethod
@@ -360,6 +470,168 @@ class FleetStateService:
             '/moia.fleet.state.v1.FleetStateService/SubscribeToVehicleStates',
             moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.SubscribeToVehicleStatesRequest.SerializeToString,
             moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.SubscribeToVehicleStatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WakeUpVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1.FleetStateService/WakeUpVehicle',
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.WakeUpVehicleRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.WakeUpVehicleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1.FleetStateService/LockVehicle',
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.LockVehicleRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.LockVehicleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1.FleetStateService/UnlockVehicle',
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UnlockVehicleRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UnlockVehicleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HonkHorn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1.FleetStateService/HonkHorn',
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.HonkHornRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.HonkHornResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FlashLights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1.FleetStateService/FlashLights',
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.FlashLightsRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.FlashLightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moia.fleet.state.v1.FleetStateService/UpdateVehicle',
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UpdateVehicleRequest.SerializeToString,
+            moia_dot_fleet_dot_state_dot_v1_dot_fleet__state__pb2.UpdateVehicleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,7 +31,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class FleetStateServiceStub:
-    """Read access to fleets and their vehicles."""
+    """Fleets and their vehicles: reads, event streams and vehicle commands."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -60,10 +60,33 @@ class FleetStateServiceStub:
     """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
     full state after each change; a slow client gets the latest state per vehicle.
     """
+    WakeUpVehicle: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.WakeUpVehicleRequest, _fleet_state_pb2.WakeUpVehicleResponse]
+    """Wakes a vehicle up. An asleep vehicle comes online after a delay (10 to 60 s of the emulator's clock by
+    default): watch its `connectivity` (GetVehicle, SubscribeToVehicleStates or a ConnectivityChanged event)
+    before sending it commands. An online vehicle stays as it is.
+    Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_OFFLINE).
+    """
+    LockVehicle: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.LockVehicleRequest, _fleet_state_pb2.LockVehicleResponse]
+    """Locks the central lock. Idempotent. The commands below need an online vehicle.
+    Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_ASLEEP, VEHICLE_OFFLINE),
+    INVALID_ARGUMENT (IDEMPOTENCY_KEY_REUSED).
+    """
+    UnlockVehicle: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.UnlockVehicleRequest, _fleet_state_pb2.UnlockVehicleResponse]
+    """Unlocks the central lock. Idempotent."""
+    HonkHorn: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.HonkHornRequest, _fleet_state_pb2.HonkHornResponse]
+    """Honks the horn. Not idempotent: every execution honks again. Send an `idempotency_key` to retry safely."""
+    FlashLights: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.FlashLightsRequest, _fleet_state_pb2.FlashLightsResponse]
+    """Flashes the lights. Not idempotent, like HonkHorn."""
+    UpdateVehicle: _grpc.UnaryUnaryMultiCallable[_fleet_state_pb2.UpdateVehicleRequest, _fleet_state_pb2.UpdateVehicleResponse]
+    """Changes the parts of a vehicle named in `update_mask` (AIP-134): `label`, `operational_status`, and the
+    static description. With `vehicle.etag` set (from a read), the update applies only if the vehicle has
+    not changed since (AIP-154). Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND),
+    ABORTED (ETAG_MISMATCH).
+    """
 
 @_typing.type_check_only
 class FleetStateServiceAsyncStub(FleetStateServiceStub):
-    """Read access to fleets and their vehicles."""
+    """Fleets and their vehicles: reads, event streams and vehicle commands."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListFleets: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.ListFleetsRequest, _fleet_state_pb2.ListFleetsResponse]  # type: ignore[assignment]
@@ -89,9 +112,32 @@ class FleetStateServiceAsyncStub(FleetStateServiceStub):
     """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
     full state after each change; a slow client gets the latest state per vehicle.
     """
+    WakeUpVehicle: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.WakeUpVehicleRequest, _fleet_state_pb2.WakeUpVehicleResponse]  # type: ignore[assignment]
+    """Wakes a vehicle up. An asleep vehicle comes online after a delay (10 to 60 s of the emulator's clock by
+    default): watch its `connectivity` (GetVehicle, SubscribeToVehicleStates or a ConnectivityChanged event)
+    before sending it commands. An online vehicle stays as it is.
+    Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_OFFLINE).
+    """
+    LockVehicle: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.LockVehicleRequest, _fleet_state_pb2.LockVehicleResponse]  # type: ignore[assignment]
+    """Locks the central lock. Idempotent. The commands below need an online vehicle.
+    Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_ASLEEP, VEHICLE_OFFLINE),
+    INVALID_ARGUMENT (IDEMPOTENCY_KEY_REUSED).
+    """
+    UnlockVehicle: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.UnlockVehicleRequest, _fleet_state_pb2.UnlockVehicleResponse]  # type: ignore[assignment]
+    """Unlocks the central lock. Idempotent."""
+    HonkHorn: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.HonkHornRequest, _fleet_state_pb2.HonkHornResponse]  # type: ignore[assignment]
+    """Honks the horn. Not idempotent: every execution honks again. Send an `idempotency_key` to retry safely."""
+    FlashLights: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.FlashLightsRequest, _fleet_state_pb2.FlashLightsResponse]  # type: ignore[assignment]
+    """Flashes the lights. Not idempotent, like HonkHorn."""
+    UpdateVehicle: _aio.UnaryUnaryMultiCallable[_fleet_state_pb2.UpdateVehicleRequest, _fleet_state_pb2.UpdateVehicleResponse]  # type: ignore[assignment]
+    """Changes the parts of a vehicle named in `update_mask` (AIP-134): `label`, `operational_status`, and the
+    static description. With `vehicle.etag` set (from a read), the update applies only if the vehicle has
+    not changed since (AIP-154). Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND),
+    ABORTED (ETAG_MISMATCH).
+    """
 
 class FleetStateServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Read access to fleets and their vehicles."""
+    """Fleets and their vehicles: reads, event streams and vehicle commands."""
 
     @_abc_1.abstractmethod
     def ListFleets(
@@ -156,6 +202,65 @@ class FleetStateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_fleet_state_pb2.SubscribeToVehicleStatesResponse], _abc.AsyncIterator[_fleet_state_pb2.SubscribeToVehicleStatesResponse]]:
         """Non-durable stream of full vehicle states: the current state of each requested vehicle, then the
         full state after each change; a slow client gets the latest state per vehicle.
+        """
+
+    @_abc_1.abstractmethod
+    def WakeUpVehicle(
+        self,
+        request: _fleet_state_pb2.WakeUpVehicleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.WakeUpVehicleResponse, _abc.Awaitable[_fleet_state_pb2.WakeUpVehicleResponse]]:
+        """Wakes a vehicle up. An asleep vehicle comes online after a delay (10 to 60 s of the emulator's clock by
+        default): watch its `connectivity` (GetVehicle, SubscribeToVehicleStates or a ConnectivityChanged event)
+        before sending it commands. An online vehicle stays as it is.
+        Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_OFFLINE).
+        """
+
+    @_abc_1.abstractmethod
+    def LockVehicle(
+        self,
+        request: _fleet_state_pb2.LockVehicleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.LockVehicleResponse, _abc.Awaitable[_fleet_state_pb2.LockVehicleResponse]]:
+        """Locks the central lock. Idempotent. The commands below need an online vehicle.
+        Errors: NOT_FOUND (VEHICLE_NOT_FOUND), FAILED_PRECONDITION (VEHICLE_ASLEEP, VEHICLE_OFFLINE),
+        INVALID_ARGUMENT (IDEMPOTENCY_KEY_REUSED).
+        """
+
+    @_abc_1.abstractmethod
+    def UnlockVehicle(
+        self,
+        request: _fleet_state_pb2.UnlockVehicleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.UnlockVehicleResponse, _abc.Awaitable[_fleet_state_pb2.UnlockVehicleResponse]]:
+        """Unlocks the central lock. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def HonkHorn(
+        self,
+        request: _fleet_state_pb2.HonkHornRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.HonkHornResponse, _abc.Awaitable[_fleet_state_pb2.HonkHornResponse]]:
+        """Honks the horn. Not idempotent: every execution honks again. Send an `idempotency_key` to retry safely."""
+
+    @_abc_1.abstractmethod
+    def FlashLights(
+        self,
+        request: _fleet_state_pb2.FlashLightsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.FlashLightsResponse, _abc.Awaitable[_fleet_state_pb2.FlashLightsResponse]]:
+        """Flashes the lights. Not idempotent, like HonkHorn."""
+
+    @_abc_1.abstractmethod
+    def UpdateVehicle(
+        self,
+        request: _fleet_state_pb2.UpdateVehicleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_state_pb2.UpdateVehicleResponse, _abc.Awaitable[_fleet_state_pb2.UpdateVehicleResponse]]:
+        """Changes the parts of a vehicle named in `update_mask` (AIP-134): `label`, `operational_status`, and the
+        static description. With `vehicle.etag` set (from a read), the update applies only if the vehicle has
+        not changed since (AIP-154). Errors: INVALID_ARGUMENT (FIELD_INVALID), NOT_FOUND (VEHICLE_NOT_FOUND),
+        ABORTED (ETAG_MISMATCH).
         """
 
 def add_FleetStateServiceServicer_to_server(servicer: FleetStateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
