@@ -14,11 +14,15 @@ SEED_VEHICLE = "94d36e21-ca69-4a5b-b2b7-8068122e7362"  # label 429 in the demo's
 HAMBURG_EVENTS = "fleets/hamburg/vehicle-events"
 
 
-async def set_soc(admin: Any, soc: float, flow_id: str = "") -> admin_pb2.UpdateVehicleResponse:
+async def set_soc(
+    admin: Any, soc: float, flow_id: str = "", namespace: str = ""
+) -> admin_pb2.UpdateVehicleResponse:
     """Set the seed vehicle's state of charge (and a matching range): one BatteryChanged event."""
     vehicle = pb.Vehicle(id=SEED_VEHICLE, battery=pb.Battery(state_of_charge_percent=soc, range_km=soc * 2.6))
     mask = field_mask_pb2.FieldMask(paths=["battery.state_of_charge_percent", "battery.range_km"])
     metadata = (("x-flow-id", flow_id),) if flow_id else ()
+    if namespace:
+        metadata = (*metadata, ("x-emulator-namespace", namespace))
     response: admin_pb2.UpdateVehicleResponse = await admin.UpdateVehicle(
         admin_pb2.UpdateVehicleRequest(vehicle=vehicle, update_mask=mask), metadata=metadata
     )

@@ -23,6 +23,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
 from fleet_emulator.cli import Duration
 from fleet_emulator.cli_admin_client import Admin, StatusCode, code_name, echo_json, pass_admin
 from fleet_emulator.cli_admin_faults import fault
+from fleet_emulator.cli_admin_policies import policies
 from fleet_emulator.cli_admin_state import fleet, vehicle
 
 
@@ -203,4 +204,14 @@ def real(admin: Admin) -> None:
     _show(admin.call(lambda stub: stub.UseRealClock, pb.UseRealClockRequest()).now, virtual=False)
 
 
-ADMIN_COMMANDS: list[click.Command] = [reset, load, fleet, vehicle, publish, fault, journal, clock]
+ADMIN_COMMANDS: list[click.Command] = [
+    reset,
+    load,
+    fleet,
+    vehicle,
+    publish,
+    fault,
+    journal,
+    clock,
+    policies,
+]

@@ -12,6 +12,7 @@ from typing import Any
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2_grpc as pb_grpc
 from fleet_emulator.api.admin_convert import journal_message, rule_from, rule_message
+from fleet_emulator.api.admin_policies import PoliciesAdmin
 from fleet_emulator.api.convert import timestamp
 from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.domain import reasons
@@ -26,7 +27,7 @@ Context = Any
 MAX_JOURNAL_PAGE = 1000
 
 
-class AdminServicer(pb_grpc.AdminServiceServicer):
+class AdminServicer(PoliciesAdmin, pb_grpc.AdminServiceServicer):
     def __init__(self, namespaces: Namespaces, clock: EmulatorClock) -> None:
         self.namespaces = namespaces
         self.clock = clock
