@@ -35,7 +35,8 @@ async def update(target: Target, name: str, paths: list[str], **policies: Any) -
 
 
 def unknown_numbers(message: Any) -> list[int]:
-    return [f.field_number for f in unknown_fields.UnknownFieldSet(message)]
+    found = unknown_fields.UnknownFieldSet(message)
+    return [found[i].field_number for i in range(len(found))]
 
 
 async def test_defaults_are_no_auth_no_limits_and_seed_000_wake_up_delays(target: Target) -> None:
