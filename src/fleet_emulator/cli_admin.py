@@ -25,6 +25,8 @@ from fleet_emulator.cli_admin_client import Admin, StatusCode, code_name, echo_j
 from fleet_emulator.cli_admin_faults import fault
 from fleet_emulator.cli_admin_policies import policies
 from fleet_emulator.cli_admin_state import fleet, vehicle
+from fleet_emulator.cli_report import report
+from fleet_emulator.cli_token import token
 
 
 def _counted(count: int, noun: str, plural: str = "") -> str:
@@ -214,4 +216,6 @@ ADMIN_COMMANDS: list[click.Command] = [
     journal,
     clock,
     policies,
+    report,
+    token,
 ]

@@ -1,9 +1,10 @@
 """``fleet-emulator fault add | list | delete | clear``: the fault rules of a running emulator's namespace.
 
 ``fault add`` builds one ``emulator.admin.v1.Fault`` from its options, with exactly one action (``--fail``,
-``--latency``, ``--break-after`` or ``--stall-after``) and the options that go with it; the CLI refuses only
-what the message cannot express (two actions, an option without its action) and leaves every other check to
-the emulator, whose ``BadRequest`` violations are printed as they come. Rules are printed as proto3 JSON.
+``--latency``, ``--break-after``, ``--stall-after`` or ``--poor-connection``) and the options that go with
+it; the CLI refuses only what the message cannot express (two actions, an option without its action) and
+leaves every other check to the emulator, whose ``BadRequest`` violations are printed as they come. Rules
+are printed as proto3 JSON.
 """
 
 from __future__ import annotations
@@ -49,9 +50,19 @@ def fault() -> None:
 )
 @click.option("--latency", type=Duration(), help="Action: answer as usual after this delay (e.g. 1.5s).")
 @click.option("--break-after", type=int, help="Action: end a server stream with --code after N messages.")
-@click.option("--code", "break_code", type=StatusCode(), help="Status code of --break-after.")
+@click.option(
+    "--code",
+    "break_code",
+    type=StatusCode(),
+    help="Status code of --break-after, or of --poor-connection (DEADLINE_EXCEEDED if unset or UNAVAILABLE).",
+)
 @click.option(
     "--stall-after", type=int, help="Action: stop a server stream after N messages, keeping it open."
+)
+@click.option(
+    "--poor-connection",
+    type=click.Choice(["executed", "not-executed"]),
+    help="Action: a vehicle command over a poor connection, which runs or not; the client gets --code.",
 )
 @pass_admin
 def add(
@@ -70,6 +81,7 @@ def add(
     break_after: int | None,
     break_code: int | None,
     stall_after: int | None,
+    poor_connection: str | None,
 ) -> None:
     """Add a fault rule with one action; rules act in the order they were added. Prints the rule."""
     actions = {
@@ -77,14 +89,15 @@ def add(
         "--latency": latency,
         "--break-after": break_after,
         "--stall-after": stall_after,
+        "--poor-connection": poor_connection,
     }
     chosen = [name for name, value in actions.items() if value is not None]
     if len(chosen) > 1:
         raise click.UsageError(f"a rule has one action, not {' and '.join(chosen)}")
     if (reason or retry_after is not None) and fail_code is None:
         raise click.UsageError("--reason and --retry-after go with --fail")
-    if break_code is not None and break_after is None:
-        raise click.UsageError("--code goes with --break-after (--fail takes its code itself)")
+    if break_code is not None and break_after is None and poor_connection is None:
+        raise click.UsageError("--code goes with --break-after or --poor-connection (--fail takes its own)")
     if message and fail_code is None and break_after is None:
         raise click.UsageError("--message goes with --fail or --break-after")
     rule = pb.Fault(
@@ -107,6 +120,9 @@ def add(
         )
     elif stall_after is not None:
         rule.stall_stream.CopyFrom(pb.StallStream(after_messages=stall_after))
+    elif poor_connection is not None:
+        executed = poor_connection == "executed"
+        rule.poor_connection.CopyFrom(pb.PoorConnection(executed=executed, code=break_code or 0))
     echo_json(admin.call(lambda stub: stub.CreateFault, pb.CreateFaultRequest(fault=rule)).fault)
 
 

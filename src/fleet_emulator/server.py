@@ -1,7 +1,8 @@
 """Builds and runs the emulator's gRPC server: every API version, admin, health, reflection, graceful stop.
 
 ``Emulator`` wires the backends, the namespaces (each with its domain services, faults and journal) and
-the servicers, and runs the simulator on the default namespace when asked. The admin service is on the
+the servicers, runs the simulator on the default namespace when asked, and settles due wake-ups of
+vehicles every ``SETTLE_INTERVAL_S``. The admin service is on the
 API port by default, or on a port of its own, or off. Health
 (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded, then
 follows the backend; on stop it goes back to NOT_SERVING before in-flight calls get a grace period.
@@ -27,6 +28,7 @@ from fleet_emulator.api.health import HealthReporter
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
 from fleet_emulator.backends.factory import Backends, backends_for
 from fleet_emulator.domain.clock import EmulatorClock
+from fleet_emulator.domain.errors import Unavailable
 from fleet_emulator.domain.namespaces import Namespaces
 from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.scenario import load_scenario
@@ -39,6 +41,7 @@ ADMIN_SERVICE: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_
 ADMIN_PACKAGE = "emulator.admin."
 ADMIN_SAME_PORT = -1
 ADMIN_OFF = -2
+SETTLE_INTERVAL_S = 0.25  # how often due wake-ups are settled (``wake_ups.py``)
 DEFAULT_JWT_SECRET = "fleet-emulator-development-secret"  # documented, for local use only
 
 
@@ -82,7 +85,9 @@ class Emulator:
         self.backends = backends or backends_for(settings.backend, settings.redis_url)
         scenario = load_scenario(settings.scenario, self.clock.now())
         streams = StreamSettings(retention=settings.retention)
-        self.namespaces = Namespaces(self.backends, self.clock, scenario, streams, settings.policies)
+        self.namespaces = Namespaces(
+            self.backends, self.clock, scenario, streams, settings.policies, settings.jwt_secret
+        )
         self.server = _grpc_server(self.namespaces)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
@@ -106,6 +111,7 @@ class Emulator:
         self.port = 0
         self.admin_port = 0
         self._simulation: asyncio.Task[None] | None = None
+        self._settling: asyncio.Task[None] | None = None
 
     def _bind(self, server: grpc.aio.Server, port: int) -> int:
         address = f"{self.settings.host}:{port}"
@@ -129,6 +135,7 @@ class Emulator:
         seeded = await self.namespaces.default.emulation.fleets.seed(self.namespaces.scenario)
         await self.health.report(True)
         self.health.monitor()
+        self._settling = asyncio.create_task(self._settle_wake_ups(), name="wake-ups")
         if self.settings.simulate:
             simulator = Simulator(
                 self.namespaces.default.emulation,
@@ -151,11 +158,22 @@ class Emulator:
         )
         return self.port
 
+    async def _settle_wake_ups(self) -> None:
+        """Bring woken vehicles online when due in real time too, for clients that poll or stream."""
+        while True:
+            await asyncio.sleep(SETTLE_INTERVAL_S)
+            try:
+                with contextlib.suppress(Unavailable):  # the backend is away: the next round tries again
+                    await self.namespaces.settle_wake_ups()
+            except Exception:
+                log.exception("bug while settling the due wake-ups")
+
     async def stop(self) -> None:
-        if self._simulation is not None:
-            self._simulation.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._simulation
+        for task in (self._simulation, self._settling):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.health.stop()
         if self.admin_server is not None and self.admin_server is not self.server:
             await self.admin_server.stop(self.settings.grace_seconds)

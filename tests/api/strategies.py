@@ -1,11 +1,13 @@
 """Hypothesis strategies for fuzzing the emulator's RPCs, driven by the request's message descriptor.
 
-``typed_requests`` builds well-typed requests of any request type whose fields are strings or int32s (single,
-optional or repeated; a field of another type fails loudly until this module learns it): strings come from
-adversarial values (empty, whitespace, control and unicode characters, very long, random UUIDs, message ids
-of any size) and from the real values of the running emulator (``Seeds``: ids, page tokens...), as they are
-and slightly mangled; int32s from the page-size edges (0, 1000, 1001, -1, int32 min/max) and anywhere in
-range. ``malformed_bodies`` builds raw request bytes that may not parse: random bytes, truncated valid
+``typed_requests`` builds well-typed requests of any request type whose fields are strings, numbers, bools,
+enums or messages built the same way (single, optional or repeated; a field of another type fails loudly
+until this module learns it): strings come from adversarial values (empty, whitespace, control and unicode
+characters, very long, random UUIDs, message ids of any size) and from the real values of the running
+emulator (``Seeds``: ids, etags, page tokens...), as they are and slightly mangled, and field-mask paths also
+from real and near-real paths; int32s from the page-size edges (0, 1000, 1001, -1, int32 min/max) and
+anywhere in range; int64s, doubles (NaN and infinities too) and enums (values no proto defines too)
+anywhere. ``malformed_bodies`` builds raw request bytes that may not parse: random bytes, truncated valid
 messages, and records with any wire type (so wrong ones), invalid field numbers, invalid UTF-8 in string
 fields or declared lengths beyond the data.
 """
@@ -23,6 +25,23 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FIELD_MASK_PATHS = "google.protobuf.FieldMask.paths"
+PATHS = (
+    "label",
+    "operational_status",
+    "configuration",
+    "properties",
+    "configuration.seats",
+    "properties.model_year",
+    "properties.battery_capacity_kwh",
+    "properties.nope",
+    "connectivity",
+    "etag",
+    "id",
+    "location.latitude",
+    "*",
+)
 PAGE_SIZE_EDGES = (0, 1, 2, 50, 999, 1000, 1001, -1, INT32_MIN, INT32_MAX)
 ODD_STRINGS = (
     "",
@@ -95,15 +114,29 @@ def int32s() -> st.SearchStrategy[int]:
 
 
 def _field_values(field: FieldDescriptor, seeds: Seeds) -> st.SearchStrategy[object]:
-    scalars: dict[int, st.SearchStrategy[Any]] = {
-        FieldDescriptor.TYPE_STRING: strings(seeds),
-        FieldDescriptor.TYPE_INT32: int32s(),
-    }
-    if field.type not in scalars:
-        raise NotImplementedError(
-            f"no fuzz strategy for {field.full_name} yet: teach tests/api/strategies.py"
-        )
-    return st.lists(scalars[field.type], max_size=4) if field.is_repeated else scalars[field.type]
+    values: st.SearchStrategy[Any]
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        values = typed_requests(field.message_type, seeds)
+    elif field.full_name == FIELD_MASK_PATHS:
+        values = st.sampled_from(PATHS) | strings(seeds)
+    elif field.type == FieldDescriptor.TYPE_ENUM:
+        enum_type: Any = field.enum_type
+        known = [v.number for v in enum_type.values]
+        values = st.sampled_from(known) | st.integers(INT32_MIN, INT32_MAX)
+    else:
+        scalars: dict[int, st.SearchStrategy[Any]] = {
+            FieldDescriptor.TYPE_STRING: strings(seeds),
+            FieldDescriptor.TYPE_INT32: int32s(),
+            FieldDescriptor.TYPE_INT64: st.integers(INT64_MIN, INT64_MAX),
+            FieldDescriptor.TYPE_DOUBLE: st.floats(),
+            FieldDescriptor.TYPE_BOOL: st.booleans(),
+        }
+        if field.type not in scalars:
+            raise NotImplementedError(
+                f"no fuzz strategy for {field.full_name} yet: teach tests/api/strategies.py"
+            )
+        values = scalars[field.type]
+    return st.lists(values, max_size=4) if field.is_repeated else values
 
 
 @functools.cache  # built once per request type: building them per example doubles the run time
@@ -154,8 +187,11 @@ def _records(draw: st.DrawFn, descriptor: Descriptor) -> bytes:
 
 @st.composite
 def _bad_strings(draw: st.DrawFn, descriptor: Descriptor) -> bytes:
-    """A string field holding invalid UTF-8, or declaring more bytes than follow."""
-    numbers = [f.number for f in descriptor.fields if f.type == FieldDescriptor.TYPE_STRING]
+    """A string field (or, in a request without one, a message field) holding invalid UTF-8, or declaring more
+    bytes than follow."""
+    numbers = [f.number for f in descriptor.fields if f.type == FieldDescriptor.TYPE_STRING] or [
+        f.number for f in descriptor.fields if f.type == FieldDescriptor.TYPE_MESSAGE
+    ]
     number = draw(st.sampled_from(numbers))
     text = draw(st.text(max_size=8)).encode() + draw(st.sampled_from(INVALID_UTF8))
     text += draw(st.text(max_size=8)).encode()

@@ -177,6 +177,34 @@ def test_the_clock_is_set_advanced_and_made_real(fleet_emulator: FleetEmulator) 
     assert not fleet_emulator.admin.stub.GetClock(admin_pb.GetClockRequest()).virtual
 
 
+def test_policies_change_until_the_reset(fleet_emulator: FleetEmulator) -> None:
+    admin = fleet_emulator.admin
+    policies = admin.set_policies(unknown_values=True, wake_up_delay=(timedelta(0), timedelta(seconds=5)))
+    assert (policies.unknown_values, policies.wake_up_delay_max.seconds) == (True, 5)
+    vehicle = fleet_emulator.v2.GetVehicle(v2_pb.GetVehicleRequest(vehicle_id=SEED_VEHICLE)).vehicle
+    assert vehicle.doors[-1].position == 99
+    admin.reset()
+    restored = admin.stub.GetPolicies(admin_pb.GetPoliciesRequest()).policies
+    assert (restored.unknown_values, restored.wake_up_delay_max.seconds) == (False, 60)
+    with pytest.raises(ValueError, match="at least one policy"):
+        admin.set_policies()
+
+
+def test_tokens_work_in_jwt_mode_and_the_report_names_careless_calls(fleet_emulator: FleetEmulator) -> None:
+    admin = fleet_emulator.admin
+    admin.set_policies(auth="jwt")
+    token = admin.token("plugin-client", fleet_ids=["hamburg"])
+    fleet = fleet_emulator.v1beta4.GetFleet(
+        v1beta4_pb.GetFleetRequest(fleet_id="hamburg"), metadata=(("authorization", f"Bearer {token}"),)
+    ).fleet
+    assert fleet.id == "hamburg"
+    with pytest.raises(grpc.RpcError) as caught:
+        fleet_emulator.v2.GetFleet(v2_pb.GetFleetRequest(fleet_id="hamburg"))
+    assert isinstance(caught.value, grpc.Call) and caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    findings = admin.report()["plugin-client"]
+    assert [f.practice for f in findings] == ["DEPRECATED_VERSION_USED"]
+
+
 @pytest.mark.parametrize("form", ["text", "path", "path as str"])
 def test_scenarios_load_from_text_or_a_file(fleet_emulator: FleetEmulator, tmp_path: Path, form: str) -> None:
     path = tmp_path / "small.yaml"

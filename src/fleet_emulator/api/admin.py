@@ -13,6 +13,8 @@ from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2_grpc as pb_grpc
 from fleet_emulator.api.admin_convert import journal_message, rule_from, rule_message
 from fleet_emulator.api.admin_policies import PoliciesAdmin
+from fleet_emulator.api.admin_report import ReportAdmin
+from fleet_emulator.api.admin_tokens import TokenAdmin
 from fleet_emulator.api.convert import timestamp
 from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.domain import reasons
@@ -27,7 +29,7 @@ Context = Any
 MAX_JOURNAL_PAGE = 1000
 
 
-class AdminServicer(PoliciesAdmin, pb_grpc.AdminServiceServicer):
+class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminServiceServicer):
     def __init__(self, namespaces: Namespaces, clock: EmulatorClock) -> None:
         self.namespaces = namespaces
         self.clock = clock
@@ -159,6 +161,7 @@ class AdminServicer(PoliciesAdmin, pb_grpc.AdminServiceServicer):
         if not request.HasField("time"):
             raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("time", "is required")])
         self.clock.set(request.time.ToDatetime(tzinfo=UTC))
+        await self.namespaces.settle_wake_ups()
         return pb.SetClockResponse(now=timestamp(self.clock.now()))
 
     async def AdvanceClock(
@@ -168,6 +171,7 @@ class AdminServicer(PoliciesAdmin, pb_grpc.AdminServiceServicer):
         if by.total_seconds() < 0:
             raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("by", "must not be negative")])
         self.clock.advance(by)
+        await self.namespaces.settle_wake_ups()
         return pb.AdvanceClockResponse(now=timestamp(self.clock.now()))
 
     async def UseRealClock(

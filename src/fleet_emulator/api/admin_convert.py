@@ -26,6 +26,9 @@ def rule_from(message: pb.Fault) -> faults.FaultRule:
         action = faults.BreakStream(b.after_messages, b.code, b.message)
     elif kind == "stall_stream":
         action = faults.StallStream(message.stall_stream.after_messages)
+    elif kind == "poor_connection":
+        poor = message.poor_connection
+        action = faults.PoorConnection(poor.executed, poor.code or faults.DEADLINE_EXCEEDED)
     else:
         action = faults.FailCall(0, "")  # refused by check_rule: an action is required
     return faults.FaultRule(
@@ -61,8 +64,10 @@ def rule_message(rule: faults.FaultRule) -> pb.Fault:
         message.break_stream.CopyFrom(
             pb.BreakStream(after_messages=action.after_messages, code=action.code, message=action.message)
         )
-    else:
+    elif isinstance(action, faults.StallStream):
         message.stall_stream.after_messages = action.after_messages
+    else:
+        message.poor_connection.CopyFrom(pb.PoorConnection(executed=action.executed, code=action.code))
     return message
 
 

@@ -2,10 +2,10 @@
 
 For each call it picks the flow id (the client's ``x-flow-id`` or a new one) and sends it as a response
 header, settles the namespace (``x-emulator-namespace``), turns request bytes that do not parse or are too
-large into ``INVALID_ARGUMENT`` instead of gRPC's own error, journals calls of the emulated API and applies
-fault rules to them (``steering.py``), and maps every ``EmulatorError`` to its rich status in one place
-(``api/errors.py``). An exception that is not an ``EmulatorError`` is a bug: it is logged and sent as
-``INTERNAL`` with the flow id.
+large into ``INVALID_ARGUMENT`` instead of gRPC's own error, journals calls of the emulated API, admits them
+(bearer auth and rate limits, ``admission.py``) and applies fault rules to them (``steering.py``), and maps
+every ``EmulatorError`` to its rich status in one place (``api/errors.py``). An exception that is not an
+``EmulatorError`` is a bug: it is logged and sent as ``INTERNAL`` with the flow id.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from fleet_emulator.api.admission import admit
 from fleet_emulator.api.errors import to_status
 from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, watch
 from fleet_emulator.domain import reasons
@@ -114,13 +115,19 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
     ) -> CallWatch | Unwatched:
         flow_id = _begin(context)
         service = method[: method.rindex("/") + 1]
-        await context.send_initial_metadata(((FLOW_ID_HEADER, flow_id), *self.headers.get(service, ())))
-        if isinstance(request, RejectedRequest):
-            raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
-        namespace = await self.namespaces.current()
-        if not method.startswith(self.observed):
-            return UNWATCHED
-        return watch(namespace, method, request, context, flow_id, streaming)
+        headers = ((FLOW_ID_HEADER, flow_id), *self.headers.get(service, ()))
+        try:  # the headers go out also when the call is refused here
+            if isinstance(request, RejectedRequest):
+                raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
+            namespace = await self.namespaces.current()
+            if not method.startswith(self.observed):
+                return UNWATCHED
+            watching = watch(namespace, method, request, context, flow_id)
+            headers += admit(namespace, watching, context, self.namespaces.jwt_secret)
+            watching.arm(namespace.faults, request, streaming)
+            return watching
+        finally:
+            await context.send_initial_metadata(headers)
 
     def _unary(self, method: str, behaviour: Unary) -> Unary:
         async def serve(request: Any, context: Context) -> Any:
@@ -129,6 +136,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 watching = await self._open(method, request, context, streaming=False)
                 await watching.before()
                 response = await behaviour(request, context)
+                await watching.after()
             except BaseException as error:
                 await _end(watching, error, context)
                 raise

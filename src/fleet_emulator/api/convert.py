@@ -5,9 +5,11 @@ of the vehicle's static description (``configuration`` in v1beta4 and v1, ``prop
 calls it ``spec``). Everything else converts by matching names: dataclass fields to message fields, enum
 members to values (``ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``; values a domain enum does not know read as
 ``UNSPECIFIED``), datetimes to Timestamps, and a union field to the oneof member named after the class
-(``LockChanged`` goes in ``lock_changed``). The conversion plan of each type is worked out once and cached,
-and so are the messages of each vehicle state (by id and etag) and of each stored event, the hot paths of
-every List and of fan-out to many subscribers.
+(``LockChanged`` goes in ``lock_changed``; a kind the version lacks, such as ``CommandExecuted`` in v1beta4,
+leaves the oneof unset, which is what its clients would read from a newer server). Fields the domain marks
+as the emulator's own are left out. The conversion plan of each type is worked out once and cached, and so
+are the messages of each vehicle state (by id and etag) and of each stored event, the hot paths of every
+List and of fan-out to many subscribers.
 """
 
 from __future__ import annotations
@@ -98,7 +100,10 @@ class VersionAdapter:
                 continue
             if not name:  # a union: the oneof member named after the value's class
                 name = snake(type(item).__name__)
-                fields[name] = self.to_message(item, descriptor.fields_by_name[name].message_type)
+                member = descriptor.fields_by_name.get(name)
+                if member is None:  # a kind the version lacks: left out, as its clients would read it
+                    continue
+                fields[name] = self.to_message(item, member.message_type)
             elif repeated:
                 fields[name] = [convert(i) for i in item]
             else:
@@ -148,6 +153,8 @@ class VersionAdapter:
         hints = typing.get_type_hints(kind)
         plan: list[tuple[str, Convert]] = []
         for f in dataclasses.fields(kind):
+            if not f.metadata.get("api", True):  # the emulator's own (models.EMULATOR_ONLY): its default
+                continue
             members = _union_members(hints[f.name])
             if members:
                 plan.append((f.name, self._oneof_from(members, f.name)))

@@ -62,7 +62,7 @@ class FleetStateApi:
     async def GetVehicle(self, request: Any, context: Context) -> Any:
         namespace = await self.namespaces.current()
         fleets = namespace.emulation.fleets
-        vehicle = await fleets.get_vehicle(request.vehicle_id)
+        vehicle = await namespace.emulation.wake_ups.settled(await fleets.get_vehicle(request.vehicle_id))
         return answer(namespace, self.adapter.pb.GetVehicleResponse(vehicle=self.adapter.vehicle(vehicle)))
 
     async def StreamVehicleEvents(self, request: Any, context: Context) -> AsyncIterator[Any]:

@@ -1,9 +1,10 @@
 """What the control plane does to each call of the emulated API: journal it and apply fault rules.
 
 ``watch`` opens a journal entry for the call in its namespace (request, redacted headers, flow id, later
-the status, duration and, for streams, the messages sent) and takes the action of the first fault rule
-that fires for it. The call-scope interceptor runs the action: latency and failures before the handler,
-broken and stalled streams between messages.
+the status, duration and, for streams, the messages sent); once the call is admitted, ``CallWatch.arm``
+takes the action of the first fault rule that fires for it. The call-scope interceptor runs the action:
+latency and failures before the handler, broken and stalled streams between messages, and a poor
+connection before a command (not executed) or after it (executed: the response is lost).
 """
 
 from __future__ import annotations
@@ -70,9 +71,15 @@ def _headers(context: Any) -> dict[str, str]:
 @dataclass
 class CallWatch:
     entry: JournalEntry
-    action: faults.Action | None
     flow_id: str
     started: float
+    action: faults.Action | None = None
+
+    def arm(self, book: faults.FaultBook, request: Any, streaming: bool) -> None:
+        """Take the action of the first fault rule that fires for the call (once the call is admitted, so
+        that refused calls use up no rule)."""
+        if isinstance(request, Message):
+            self.action = book.take(self.entry.method, streaming, *_about(request))
 
     async def before(self) -> None:
         """Latency, a failure, or a stream broken before its first message."""
@@ -82,7 +89,15 @@ class CallWatch:
         elif isinstance(action, faults.FailCall):
             status = fault_status(action.code, action.message, action.reason, action.details, self.flow_id)
             raise InjectedFault(status, action.code, action.message, action.reason, action.details)
+        elif isinstance(action, faults.PoorConnection) and not action.executed:
+            raise faults.poor_connection_error(action)
         await self._between_messages()
+
+    async def after(self) -> None:
+        """A poor connection that loses the answer of a unary call that ran."""
+        action = self.action
+        if isinstance(action, faults.PoorConnection) and action.executed:
+            raise faults.poor_connection_error(action)
 
     async def sent(self, message: Message) -> None:
         """Journal a message of a stream, then break or stall the stream if its rule says so now."""
@@ -123,6 +138,9 @@ class Unwatched:
     async def before(self) -> None:
         return None
 
+    async def after(self) -> None:
+        return None
+
     async def sent(self, message: Message) -> None:
         return None
 
@@ -133,10 +151,8 @@ class Unwatched:
 UNWATCHED = Unwatched()
 
 
-def watch(
-    namespace: Namespace, method: str, request: Any, context: Any, flow_id: str, streaming: bool
-) -> CallWatch:
-    """Open the call's journal entry and take its fault action, if a rule fires."""
+def watch(namespace: Namespace, method: str, request: Any, context: Any, flow_id: str) -> CallWatch:
+    """Open the call's journal entry; ``CallWatch.arm`` takes its fault action later."""
     is_message = isinstance(request, Message)
     resumed = getattr(request, "last_message_id", "") if is_message else ""
     entry = JournalEntry(
@@ -150,5 +166,4 @@ def watch(
         resumed_from=resumed,
     )
     namespace.journal.add(entry)
-    action = namespace.faults.take(method, streaming, *_about(request)) if is_message else None
-    return CallWatch(entry, action, flow_id, time.monotonic())
+    return CallWatch(entry, flow_id, time.monotonic())

@@ -1,8 +1,8 @@
 """The served versions of ``moia.fleet.state``: one table row and one servicer class per version.
 
 What differs between versions is data in the row (the generated modules and the name of the vehicle's
-static description); the RPC methods are shared (``fleet_state.FleetStateApi``). Adding a version means
-generating its protos and adding a row here.
+static description); the RPC methods are shared (``fleet_state.FleetStateApi``, and ``commands.CommandsApi``
+from v1 on). Adding a version means generating its protos and adding a row here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fleet_emulator._gen.moia.fleet.state.v1beta4 import fleet_state_pb2 as v1be
 from fleet_emulator._gen.moia.fleet.state.v1beta4 import fleet_state_pb2_grpc as v1beta4_grpc
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2_pb
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as v2_grpc
+from fleet_emulator.api.commands import CommandsApi
 from fleet_emulator.api.convert import VersionAdapter
 from fleet_emulator.api.fleet_state import FleetStateApi
 from fleet_emulator.domain.namespaces import Namespaces
@@ -31,11 +32,11 @@ class V1beta4Servicer(FleetStateApi, v1beta4_grpc.FleetStateServiceServicer):
     adapter = VersionAdapter("v1beta4", v1beta4_pb, spec_field="configuration")
 
 
-class V1Servicer(FleetStateApi, v1_grpc.FleetStateServiceServicer):
+class V1Servicer(FleetStateApi, CommandsApi, v1_grpc.FleetStateServiceServicer):
     adapter = VersionAdapter("v1", v1_pb, spec_field="configuration")
 
 
-class V2Servicer(FleetStateApi, v2_grpc.FleetStateServiceServicer):
+class V2Servicer(FleetStateApi, CommandsApi, v2_grpc.FleetStateServiceServicer):
     adapter = VersionAdapter("v2", v2_pb, spec_field="properties")
 
 

@@ -1,10 +1,11 @@
 """The backend protocol the domain uses, in three parts bundled as a ``Backend``.
 
-``StateStore`` keeps fleets, vehicles and page cursors; listing is key-set paginated (``list_*`` return
-items whose id sorts after ``after_id``, in id order, at most ``limit``). ``EventLog`` keeps the durable
-event streams, with Redis stream entry ids and a time-window retention. ``StateFeed`` fans the latest
-vehicle states out to live subscribers, conflated per vehicle. Every implementation runs the one contract
-suite in ``tests/contract``; backend-specific failures are mapped at the backend's boundary to
+``StateStore`` keeps fleets, vehicles, page cursors and what vehicle commands share between replicas
+(execution counts, results remembered under idempotency keys); listing is key-set paginated (``list_*``
+return items whose id sorts after ``after_id``, in id order, at most ``limit``). ``EventLog`` keeps the
+durable event streams, with Redis stream entry ids and a time-window retention. ``StateFeed`` fans the
+latest vehicle states out to live subscribers, conflated per vehicle. Every implementation runs the one
+contract suite in ``tests/contract``; backend-specific failures are mapped at the backend's boundary to
 ``domain.errors.Unavailable``.
 """
 
@@ -28,7 +29,7 @@ class StateStore(Protocol):
         ...
 
     async def clear(self) -> None:
-        """Remove every fleet, vehicle and page cursor."""
+        """Remove every fleet, vehicle, page cursor, command count and remembered command result."""
         ...
 
     async def claim_seeding(self) -> bool:
@@ -65,6 +66,19 @@ class StateStore(Protocol):
         ...
 
     async def load_cursor(self, token: str) -> PageCursor | None: ...
+
+    async def count_command(self, vehicle_id: str, command: str) -> int:
+        """Count one more execution of ``command`` by the vehicle, atomically; returns the count with it."""
+        ...
+
+    async def remember_command(self, key: str, record: str, keep_for: timedelta) -> str | None:
+        """Keep ``record`` under ``key`` for ``keep_for`` unless a record is kept there already: None when
+        it was stored, else the record kept before (atomic: of concurrent callers, one stores)."""
+        ...
+
+    async def recall_command(self, key: str) -> str | None:
+        """The record kept under ``key``, or None (also once its ``keep_for`` has passed)."""
+        ...
 
 
 class Tail(Protocol):

@@ -1,19 +1,22 @@
 """In-memory state store: the embedded default, with zero set-up; state lives as long as the process.
 
 Vehicle ids are kept sorted per fleet so that key-set pages are a bisection, and page cursors are kept in
-insertion order and bounded, the oldest forgotten first.
+insertion order and bounded, the oldest forgotten first; so are remembered command results, which are also
+forgotten once their time (real time, as in Redis) has passed.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from datetime import timedelta
 
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 
 MAX_CURSORS = 100_000
+MAX_COMMANDS = 100_000
 
 
 class MemoryStateStore:
@@ -26,6 +29,8 @@ class MemoryStateStore:
         self._vehicles: dict[str, Vehicle] = {}
         self._vehicle_ids: dict[str, list[str]] = {}
         self._cursors: OrderedDict[str, PageCursor] = OrderedDict()
+        self._command_counts: Counter[tuple[str, str]] = Counter()
+        self._commands: OrderedDict[str, tuple[str, float]] = OrderedDict()  # record, monotonic deadline
         self._seeded = False
 
     async def ping(self) -> None:
@@ -92,3 +97,25 @@ class MemoryStateStore:
 
     async def load_cursor(self, token: str) -> PageCursor | None:
         return self._cursors.get(token)
+
+    async def count_command(self, vehicle_id: str, command: str) -> int:
+        self._command_counts[(vehicle_id, command)] += 1
+        return self._command_counts[(vehicle_id, command)]
+
+    async def remember_command(self, key: str, record: str, keep_for: timedelta) -> str | None:
+        kept = await self.recall_command(key)
+        if kept is not None:
+            return kept
+        self._commands[key] = (record, time.monotonic() + keep_for.total_seconds())
+        while len(self._commands) > MAX_COMMANDS:
+            self._commands.popitem(last=False)
+        return None
+
+    async def recall_command(self, key: str) -> str | None:
+        kept = self._commands.get(key)
+        if kept is None:
+            return None
+        if kept[1] <= time.monotonic():
+            del self._commands[key]
+            return None
+        return kept[0]

@@ -3,8 +3,10 @@
 State: ``fleets`` and ``vehicles`` are hashes of id to JSON; ``fleet-ids`` and ``fleet:<id>:vehicle-ids``
 are sorted sets with score 0, read in lexicographic order for key-set pages; ``cursor:<token>`` holds a
 page cursor as JSON with an expiry;
-``seeded`` marks state that a replica has already loaded a scenario into. Durable streams are
-``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on ``state:<fleet>``.
+``seeded`` marks state that a replica has already loaded a scenario into; ``command-counts`` is a hash of
+``<vehicle id>:<command>`` to executions, ``command:<idempotency key>`` a command result with an expiry.
+Durable streams are ``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on
+``state:<fleet>``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class RedisKeys:
     def cursor(self, token: str) -> str:
         return f"{self.prefix}:cursor:{token}"
 
+    @property
+    def command_counts(self) -> str:
+        return f"{self.prefix}:command-counts"
+
+    def command(self, idempotency_key: str) -> str:
+        return f"{self.prefix}:command:{idempotency_key}"
+
     def stream(self, name: str) -> str:
         return f"{self.prefix}:stream:{name}"
 
@@ -63,6 +72,8 @@ class RedisKeys:
             f"{p}:fleet:*",
             f"{p}:cursor:*",
             f"{p}:seeded",
+            f"{p}:command-counts",
+            f"{p}:command:*",
         )
 
     @property

@@ -1,8 +1,9 @@
 """Redis state store: fleets, vehicles and page cursors in Redis, shared by every replica on it.
 
-Writes that touch several keys go in one MULTI/EXEC transaction. Key-set pages are ``ZRANGE ... BYLEX``
-over sorted sets of ids (score 0) followed by one ``HMGET``. Connection failures and time-outs of redis-py
-are mapped at this boundary (``redis_errors.py``) to ``Unavailable``.
+Writes that touch several keys go in one MULTI/EXEC transaction; command counts are ``HINCRBY`` and a
+first use of an idempotency key is ``SET NX PX``, both atomic across replicas. Key-set pages are
+``ZRANGE ... BYLEX`` over sorted sets of ids (score 0) followed by one ``HMGET``. Connection failures and
+time-outs of redis-py are mapped at this boundary (``redis_errors.py``) to ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -118,3 +119,22 @@ class RedisStateStore:
     async def load_cursor(self, token: str) -> PageCursor | None:
         raw: Any = await self.client.get(self.keys.cursor(token))
         return decode_as(PageCursor, json.loads(raw)) if raw else None
+
+    @mapped
+    async def count_command(self, vehicle_id: str, command: str) -> int:
+        count: int = await self.client.hincrby(self.keys.command_counts, f"{vehicle_id}:{command}", 1)
+        return count
+
+    @mapped
+    async def remember_command(self, key: str, record: str, keep_for: timedelta) -> str | None:
+        name = self.keys.command(key)
+        while not await self.client.set(name, record, nx=True, px=keep_for):
+            kept: Any = await self.client.get(name)
+            if kept is not None:  # else it expired between the two commands: try again
+                return str(kept)
+        return None
+
+    @mapped
+    async def recall_command(self, key: str) -> str | None:
+        kept: Any = await self.client.get(self.keys.command(key))
+        return str(kept) if kept is not None else None

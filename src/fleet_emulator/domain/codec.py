@@ -2,7 +2,8 @@
 
 ``encode`` turns dataclasses into dicts, enums into their names, datetimes into ISO 8601 and tuples into
 lists; ``decode`` reverses it for a given dataclass type by reading the field types, so a new field needs
-no codec change. Unions of dataclasses (an event's change) are tagged with ``kind``.
+no codec change (and values stored before it was added decode with its default). Unions of dataclasses
+(an event's change) are tagged with ``kind``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _decoder(kind: Any) -> Callable[[Any], Any]:
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
         fields = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(kind)]
-        return lambda data: kind(**{name: field(data[name]) for name, field in fields})
+        return lambda data: kind(**{name: field(data[name]) for name, field in fields if name in data})
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return kind.__getitem__
     if kind is datetime:

@@ -1,8 +1,9 @@
 """Vehicle events: one envelope with the vehicle, times and flow id, and a typed change of one kind.
 
 The kinds mirror what a fleet API pushes: connectivity, position, doors, lock, battery, charging,
-operational status and mission progress. ``LogEntry`` is an event as stored in a durable stream, with its
-message id and the id of the entry before it (so that a trimmed gap shows, API.md section 5).
+operational status, mission progress and the execution of a command (not in v1beta4). ``LogEntry`` is an
+event as stored in a durable stream, with its message id and the id of the entry before it (so that a
+trimmed gap shows, API.md section 5).
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ class MissionProgressed:
     stage: MissionStage
 
 
+class VehicleCommand(enum.Enum):
+    UNSPECIFIED = 0
+    LOCK = 1
+    UNLOCK = 2
+    HONK_HORN = 3
+    FLASH_LIGHTS = 4
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One execution of a command by a vehicle (``commands.py``)."""
+
+    command_id: str
+    command: VehicleCommand
+    vehicle_id: str
+    execution_count: int
+    execute_time: datetime
+
+
+@dataclass(frozen=True)
+class CommandExecuted:
+    result: CommandResult
+
+
 Change = (
     ConnectivityChanged
     | PositionChanged
@@ -78,6 +103,7 @@ Change = (
     | ChargingChanged
     | OperationalStatusChanged
     | MissionProgressed
+    | CommandExecuted
 )
 
 

@@ -1,4 +1,5 @@
-"""Fault rules of a namespace: matching calls fail, slow down, or have their stream broken or stalled.
+"""Fault rules of a namespace: matching calls fail, slow down, have their stream broken or stalled, or, for
+vehicle commands, a poor connection (the command runs or not, and the client gets a time-out either way).
 
 A rule matches an RPC (a method name, a full name or ``*``) and optionally a fleet or vehicle; it acts on
 its next ``times`` matching calls (or until deleted), and, with a ``probability`` below 1, on a
@@ -15,9 +16,11 @@ from datetime import timedelta
 from typing import Any
 
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import Violations
+from fleet_emulator.domain.errors import DeadlineExceeded, EmulatorError, Unavailable, Violations
 
 DEFAULT_FAULT_REASON = "FAULT_INJECTED"
+DEADLINE_EXCEEDED = 4
+UNAVAILABLE = 14
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,33 @@ class StallStream:
     after_messages: int
 
 
-Action = FailCall | AddLatency | BreakStream | StallStream
+@dataclass(frozen=True)
+class PoorConnection:
+    """A vehicle command over a poor connection (seed 000): the client gets DEADLINE_EXCEEDED or UNAVAILABLE,
+    after the command ran (``executed``) or without running it."""
+
+    executed: bool
+    code: int = DEADLINE_EXCEEDED
+
+
+Action = FailCall | AddLatency | BreakStream | StallStream | PoorConnection
 STREAM_ONLY = (BreakStream, StallStream)
+COMMAND_RPCS = frozenset(
+    {"WakeUpVehicle", "LockVehicle", "UnlockVehicle", "HonkHorn", "FlashLights", "UpdateVehicle"}
+)
+RETRY_AFTER_LOST_CONNECTION = timedelta(seconds=1)
+
+
+def poor_connection_error(action: PoorConnection) -> EmulatorError:
+    """What the client of a call hit by a poor connection gets: it cannot tell whether the command ran."""
+    advice = "the command may or may not have run: read the vehicle's state before retrying"
+    if action.code == UNAVAILABLE:
+        return Unavailable(
+            reasons.CONNECTION_LOST,
+            f"the connection to the vehicle broke; {advice}",
+            RETRY_AFTER_LOST_CONNECTION,
+        )
+    return DeadlineExceeded(reasons.POOR_CONNECTION, f"the vehicle did not answer in time; {advice}")
 
 
 @dataclass
@@ -70,6 +98,8 @@ class FaultRule:
         if self.method not in ("*", name, full_method.lstrip("/")):
             return False
         if isinstance(self.action, STREAM_ONLY) and not streaming:
+            return False
+        if isinstance(self.action, PoorConnection) and (streaming or name not in COMMAND_RPCS):
             return False
         return (not self.fleet_id or self.fleet_id == fleet_id) and (
             not self.vehicle_id or self.vehicle_id == vehicle_id
@@ -106,6 +136,12 @@ def check_rule(rule: FaultRule) -> None:
         violations.add("fault.after_messages", "must not be negative")
     if isinstance(action, AddLatency) and not timedelta(0) <= action.delay <= timedelta(minutes=10):
         violations.add("fault.latency.delay", "must be between 0 and 10 minutes")
+    if isinstance(action, PoorConnection):
+        if action.code not in (DEADLINE_EXCEEDED, UNAVAILABLE):
+            violations.add("fault.poor_connection.code", "must be DEADLINE_EXCEEDED (4) or UNAVAILABLE (14)")
+        if rule.method and rule.method != "*" and rule.method.rsplit("/", 1)[-1] not in COMMAND_RPCS:
+            commands = ", ".join(sorted(COMMAND_RPCS))
+            violations.add("fault.method", f"a poor connection acts on commands only: {commands} or *")
     violations.raise_if_any(reasons.FIELD_INVALID)
 
 

@@ -2,7 +2,8 @@
 
 Plain frozen dataclasses and enums, independent of any API version. Enum member names equal the proto
 value names without their prefix (``ConnectivityState.ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``), which lets
-the version adapters convert by name. ``codec.py`` gives the JSON form the backends store.
+the version adapters convert by name; fields marked ``EMULATOR_ONLY`` (a vehicle's pending wake-up) are
+stored but in no API. ``codec.py`` gives the JSON form the backends store.
 """
 
 from __future__ import annotations
@@ -120,6 +121,18 @@ class Door:
     state: DoorState
 
 
+EMULATOR_ONLY = {"api": False}  # field metadata: the emulator's own bookkeeping, in no proto
+
+
+@dataclass(frozen=True)
+class PendingWakeUp:
+    """A wake-up of an asleep vehicle not done yet (``wake_ups.py``): when it comes online, and the flow id
+    of the call that woke it, which its events carry."""
+
+    due: datetime
+    flow_id: str
+
+
 @dataclass(frozen=True)
 class Vehicle:
     id: str
@@ -134,6 +147,7 @@ class Vehicle:
     doors: tuple[Door, ...] = ()
     update_time: datetime = EPOCH
     etag: str = ""
+    wake_up: PendingWakeUp | None = field(default=None, metadata=EMULATOR_ONLY)
 
     def stamped(self, now: datetime) -> Vehicle:
         """This vehicle with ``update_time`` set to ``now`` and an etag computed from its content."""

@@ -2,8 +2,8 @@
 
 A call names its namespace in the ``x-emulator-namespace`` header (none: the default namespace). Each
 namespace has its own backend state (fleets, vehicles, page tokens, event streams), fault rules, call
-journal, scenario and policies (``policies.py``); the clock is shared. A namespace comes into being,
-seeded with the emulator's scenario, on the first call that names it.
+journal, scenario, policies (``policies.py``) and rate-limit buckets; the clock is shared. A namespace
+comes into being, seeded with the emulator's scenario, on the first call that names it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.faults import FaultBook
 from fleet_emulator.domain.journal import Journal
 from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
+from fleet_emulator.domain.rate_limits import RateLimiter
 from fleet_emulator.domain.scenario import Scenario
 from fleet_emulator.domain.streams import StreamSettings
 
@@ -40,17 +41,19 @@ class Namespace:
     initial_policies: Policies = DEFAULT_POLICIES
     faults: FaultBook = field(default_factory=FaultBook)
     journal: Journal = field(default_factory=Journal)
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     policies: Policies = field(init=False)
 
     def __post_init__(self) -> None:
         self.policies = self.initial_policies
 
     async def reset(self) -> None:
-        """Back to the namespace's scenario and starting policies: state, streams, faults and journal
-        are forgotten."""
+        """Back to the namespace's scenario and starting policies: state, streams, faults, journal and
+        rate-limit buckets are forgotten."""
         await self.emulation.reset(self.scenario)
         self.faults.clear()
         self.journal.clear()
+        self.rate_limiter.clear()
         self.policies = self.initial_policies
 
     async def load(self, scenario: Scenario) -> None:
@@ -73,9 +76,11 @@ class Namespaces:
         scenario: Scenario,
         stream_settings: StreamSettings | None = None,
         policies: Policies = DEFAULT_POLICIES,
+        jwt_secret: str = "",
     ) -> None:
         self.make_backend = make_backend
         self.policies = policies
+        self.jwt_secret = jwt_secret  # HS256 secret of the bearer tokens (Settings.jwt_secret)
         self.clock = clock
         self.scenario = scenario
         self.stream_settings = stream_settings
@@ -103,6 +108,16 @@ class Namespaces:
 
     async def current(self) -> Namespace:
         return await self.get(current_namespace.get())
+
+    def created(self) -> list[Namespace]:
+        """Every namespace made so far (the default one first)."""
+        made = [t.result() for t in self._others.values() if t.done() and t.exception() is None]
+        return [self.default, *made]
+
+    async def settle_wake_ups(self) -> None:
+        """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``)."""
+        for namespace in self.created():
+            await namespace.emulation.wake_ups.settle_due()
 
     async def close(self) -> None:
         for creating in self._others.values():

@@ -3,7 +3,7 @@
 ``Policies`` is one immutable value per namespace: the emulator starts every namespace with the policies
 of its command line (``Settings.policies``), tests change them through the admin service, and a reset
 puts the starting ones back. The parts are interpreted elsewhere: ``auth.py`` (auth mode),
-``rate_limits.py`` (the rules), ``commands.py`` (wake-up delay), the API adapters (unknown values) and
+``rate_limits.py`` (the rules), ``wake_ups.py`` (wake-up delay), the API adapters (unknown values) and
 ``report.py`` (polling interval).
 """
 

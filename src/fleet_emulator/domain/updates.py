@@ -1,5 +1,6 @@
 """Changing vehicles: every change is stored, emitted as events on the fleet's durable stream and sent as
 the vehicle's new full state to live subscribers, all carrying the flow id of the call that caused it.
+Within a process the changes of one vehicle take turns (``keyed_locks.py``), so none is lost to another.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.events import Event
 from fleet_emulator.domain.field_paths import check_paths, copy_paths
 from fleet_emulator.domain.flow import current_flow_id
+from fleet_emulator.domain.keyed_locks import KeyedLocks
 from fleet_emulator.domain.lookups import existing_vehicle
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH, Vehicle
 from fleet_emulator.domain.streams import EventStreams
 from fleet_emulator.domain.validation import canonical_vehicle_id
 
-IMMUTABLE = frozenset({"id", "fleet_id", "update_time", "etag"})
+IMMUTABLE = frozenset({"id", "fleet_id", "update_time", "etag", "wake_up"})
 
 
 class VehicleUpdates:
@@ -31,19 +33,35 @@ class VehicleUpdates:
         self.streams = streams
         self.feed = feed
         self.clock = clock
+        self._locks = KeyedLocks()
 
     async def update(
         self, vehicle_id: str, change: Callable[[Vehicle], Vehicle]
     ) -> tuple[Vehicle, list[Event]]:
-        """Apply ``change`` to the stored vehicle; returns the new vehicle and the events it emitted."""
-        old = await existing_vehicle(self.store, vehicle_id)
-        now = self.clock.now()
-        new = change(old).stamped(now)
-        await self.store.put_vehicle(new)
-        emitted = [event_for(new, c, now, current_flow_id.get()) for c in changes_between(old, new)]
-        for event in emitted:
-            await self.streams.publish(event)
-        await self.feed.publish(new)
+        """Apply ``change`` to the stored vehicle; returns the new vehicle and the events it emitted.
+
+        The changes of one vehicle take turns in this process, so ``change`` gets the latest stored state and
+        may raise to refuse it (a stale etag). Returning the vehicle it got changes nothing. A new
+        connectivity cancels a pending wake-up; a change of the pending wake-up alone is stored as it is, with
+        no new etag, event or live state, as no API shows it.
+        """
+        async with self._locks.hold(vehicle_id):
+            old = await existing_vehicle(self.store, vehicle_id)
+            new = change(old)
+            if new is old:
+                return old, []
+            if new.connectivity != old.connectivity:
+                new = dataclasses.replace(new, wake_up=None)
+            if dataclasses.replace(new, wake_up=None) == dataclasses.replace(old, wake_up=None):
+                await self.store.put_vehicle(new)
+                return new, []
+            now = self.clock.now()
+            new = new.stamped(now)
+            await self.store.put_vehicle(new)
+            emitted = [event_for(new, c, now, current_flow_id.get()) for c in changes_between(old, new)]
+            for event in emitted:
+                await self.streams.publish(event)
+            await self.feed.publish(new)
         return new, emitted
 
     async def update_paths(

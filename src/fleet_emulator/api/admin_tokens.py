@@ -1,0 +1,64 @@
+"""The admin RPC ``IssueToken``: a bearer token (HS256 JWT) for the emulated API, valid from now on the
+emulator's clock.
+
+Every token issued is journaled in the namespace (method ``/emulator.admin.v1.AdminService/IssueToken``,
+version ``admin``, the subject as client and the token's expiry), so that the client report can spot
+clients that renew a token long before it expires (seed 001). The token itself never reaches the journal.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2
+
+from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
+from fleet_emulator.api.convert import timestamp
+from fleet_emulator.domain.auth import MAX_LIFETIME, issue_token
+from fleet_emulator.domain.clock import EmulatorClock
+from fleet_emulator.domain.flow import current_flow_id
+from fleet_emulator.domain.journal import JournalEntry, redact
+from fleet_emulator.domain.namespaces import Namespaces
+
+Context = Any
+METHOD = "/emulator.admin.v1.AdminService/IssueToken"
+# Longer than any valid lifetime, and small enough for timedelta: out-of-range durations stay refusable.
+LIFETIME_CAP = int(MAX_LIFETIME.total_seconds()) + 1
+
+
+def _lifetime(duration: duration_pb2.Duration) -> timedelta:
+    seconds = max(-LIFETIME_CAP, min(duration.seconds, LIFETIME_CAP))
+    return timedelta(seconds=seconds, microseconds=duration.nanos // 1000)
+
+
+class TokenAdmin:
+    namespaces: Namespaces
+    clock: EmulatorClock
+
+    async def IssueToken(self, request: pb.IssueTokenRequest, context: Context) -> pb.IssueTokenResponse:
+        namespace = await self.namespaces.current()
+        now = self.clock.now()
+        issued = issue_token(
+            self.namespaces.jwt_secret,
+            request.subject,
+            list(request.fleet_ids),
+            _lifetime(request.lifetime),
+            now,
+        )
+        headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        namespace.journal.add(
+            JournalEntry(
+                start_time=now,
+                method=METHOD,
+                version="admin",
+                metadata=redact(headers),
+                request=request,
+                flow_id=current_flow_id.get(),
+                peer=context.peer() or "",
+                finished=True,
+                client=issued.claims.subject,
+                token_expiry=issued.claims.expiry,
+            )
+        )
+        return pb.IssueTokenResponse(access_token=issued.token, expire_time=timestamp(issued.claims.expiry))

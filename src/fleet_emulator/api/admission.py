@@ -1,0 +1,47 @@
+"""Admission of a call of the emulated API: bearer auth, then the client's rate limit (seeds 000 and 001).
+
+The call-scope interceptor runs ``admit`` once the call's namespace and journal entry exist and before it
+sends the response headers. ``admit`` names the client in the journal entry (with the expiry its token
+claims), applies the namespace's auth mode (``UNAUTHENTICATED``), sets the fleet scopes of the token for the
+rest of the call (``domain/access.py``), then takes a token from the client's bucket for the RPC
+(``RESOURCE_EXHAUSTED``); it returns the ``ratelimit-*`` headers that go with the flow id. A refused call is
+journaled with its code, reason and retry delay here, since the interceptor gets no watch for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleet_emulator.api.steering import CallWatch
+from fleet_emulator.domain.access import current_access
+from fleet_emulator.domain.auth import authenticate, bearer_token, identify
+from fleet_emulator.domain.errors import EmulatorError
+from fleet_emulator.domain.namespaces import Namespace
+
+AUTHORIZATION = "authorization"
+
+
+def _authorization(context: Any) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION and isinstance(value, str):
+            return value
+    return None
+
+
+def admit(
+    namespace: Namespace, watching: CallWatch, context: Any, secret: str
+) -> tuple[tuple[str, str], ...]:
+    """Authenticate and rate-limit the call; its ``ratelimit-*`` headers, or the error that refuses it."""
+    entry, policies = watching.entry, namespace.policies
+    token = bearer_token(_authorization(context))
+    identity = identify(token, entry.peer)
+    entry.client, entry.token_expiry = identity.client, identity.token_expiry
+    try:
+        current_access.set(authenticate(policies.auth_mode, secret, token, entry.start_time))
+        quota = namespace.rate_limiter.take(
+            policies.rate_limits, entry.client, entry.method, entry.start_time
+        )
+    except EmulatorError as error:
+        watching.finish(error)
+        raise
+    return quota.headers() if quota is not None else ()
