@@ -1,9 +1,10 @@
 """The CLI commands that steer a running emulator through its admin service (``emulator.admin.v1``).
 
 ``reset``, ``load``, ``fleet`` and ``vehicle`` (see ``cli_admin_state``), ``publish``, ``fault`` (see
-``cli_admin_faults``), ``journal`` and ``clock`` each make
-one call, with the connection options of ``cli_admin_client``, and print the answer: a short sentence, proto3
-JSON (events, fault rules, ``journal --json``) or one line per journal entry. ``ADMIN_COMMANDS`` is what
+``cli_admin_faults``), ``journal``, ``clock``, ``policies`` (``cli_admin_policies``), ``token``
+(``cli_token``) and ``report`` (``cli_report``) each make one call, with the connection options of
+``cli_admin_client``, and print the answer: a short sentence, proto3 JSON (events, fault rules, policies,
+``--json``) or one line per journal entry or finding. ``ADMIN_COMMANDS`` is what
 ``cli.py`` registers on its ``main`` group; this module imports ``option`` and ``Duration`` from ``cli``,
 so ``cli`` imports it at its end, after defining them.
 """
