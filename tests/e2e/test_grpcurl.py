@@ -8,6 +8,7 @@ header that grpcurl prints, and describe messages by reflection.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -26,12 +27,14 @@ pytestmark = pytest.mark.e2e
 
 API_SERVICES = [f"moia.fleet.state.{v}.FleetStateService" for v in ("v1beta4", "v1", "v2")]
 V1BETA4 = "moia.fleet.state.v1beta4.FleetStateService"
+V2 = "moia.fleet.state.v2.FleetStateService"
 SEED_002_VEHICLE_IDS = {
     "94d36e21-ca69-4a5b-b2b7-8068122e7362",
     "76350d1a-8df5-4217-8d58-207f4e1e0b90",
     "3245cadd-a80c-4524-a5d8-6507479b7921",
 }
 NOT_FOUND = 5
+ABORTED = 10
 
 
 def list_vehicles(address: str, service: str, **request: Any) -> dict[str, Any]:
@@ -148,3 +151,32 @@ def test_reflection_shows_seed_002_rename_between_v1_and_v2(address: str) -> Non
     assert "message VehicleConfiguration {" in v1.stdout
     assert v2.returncode != 0
     assert "not found" in v2.stderr.lower()
+
+
+def test_only_v1beta4_responses_name_their_successor_in_headers(address: str) -> None:
+    old = grpcurl("-plaintext", "-v", "-d", '{"fleet_id": "hamburg"}', address, f"{V1BETA4}/GetFleet")
+    new = grpcurl("-plaintext", "-v", "-d", '{"fleet_id": "hamburg"}', address, f"{V2}/GetFleet")
+    assert old.returncode == new.returncode == 0, old.stderr + new.stderr
+    old_headers, new_headers = parse_response_headers(old.stdout), parse_response_headers(new.stdout)
+    assert old_headers["deprecation"] == ["true"]
+    assert old_headers["link"] == ['<moia.fleet.state.v2>; rel="successor-version"']
+    assert "deprecation" not in new_headers and "link" not in new_headers
+
+
+def test_an_update_with_a_stale_etag_is_aborted(address: str) -> None:
+    namespace = ("-H", f"x-emulator-namespace: etag-{uuid.uuid4().hex[:8]}")
+    vehicle_id = sorted(SEED_002_VEHICLE_IDS)[0]
+    read = call(address, f"{V2}/GetVehicle", {"vehicle_id": vehicle_id}, *namespace)["vehicle"]
+    change = {
+        "vehicle": {"id": vehicle_id, "label": "E2E", "etag": read["etag"]},
+        "update_mask": {"paths": ["label"]},
+    }
+    updated = call(address, f"{V2}/UpdateVehicle", change, *namespace)["vehicle"]
+    assert updated["label"] == "E2E" and updated["etag"] != read["etag"]
+
+    stale = grpcurl("-plaintext", *namespace, "-d", json.dumps(change), address, f"{V2}/UpdateVehicle")
+
+    assert stale.returncode == GRPCURL_STATUS_EXIT_BASE + ABORTED, stale.stderr
+    error = parse_error(stale.stderr)
+    assert error.detail("google.rpc.ErrorInfo")["reason"] == "ETAG_MISMATCH"
+    assert get_field(error.detail("google.rpc.ResourceInfo"), "resource_name") == vehicle_id
