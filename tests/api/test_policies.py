@@ -158,3 +158,27 @@ async def test_without_the_switch_and_after_it_responses_are_plain(target: Targe
     again = (await target.api.GetVehicle(request, metadata=meta)).vehicle
     assert len(surprised.doors) == len(plain.doors) + 1
     assert again == plain and unknown_numbers(again) == []
+
+
+@pytest.mark.parametrize("seconds", [2**62, -(2**62)])
+async def test_durations_beyond_any_range_are_invalid_arguments_not_internal(
+    target: Target, seconds: int
+) -> None:
+    huge = duration_pb2.Duration(seconds=seconds)
+    calls: list[Any] = [
+        target.admin.UpdatePolicies(
+            adm.UpdatePoliciesRequest(
+                policies=adm.Policies(poll_interval=huge),
+                update_mask=field_mask_pb2.FieldMask(paths=["poll_interval"]),
+            )
+        ),
+        target.admin.CreateFault(
+            adm.CreateFaultRequest(fault=adm.Fault(method="*", latency=adm.AddLatency(delay=huge)))
+        ),
+        target.admin.AdvanceClock(adm.AdvanceClockRequest(by=huge)),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert error_info(caught.value).reason == "FIELD_INVALID"

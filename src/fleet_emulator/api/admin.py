@@ -15,7 +15,7 @@ from fleet_emulator.api.admin_convert import journal_message, rule_from, rule_me
 from fleet_emulator.api.admin_policies import PoliciesAdmin
 from fleet_emulator.api.admin_report import ReportAdmin
 from fleet_emulator.api.admin_tokens import TokenAdmin
-from fleet_emulator.api.convert import timestamp
+from fleet_emulator.api.convert import timedelta_of, timestamp
 from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import EmulatorClock
@@ -167,10 +167,14 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
     async def AdvanceClock(
         self, request: pb.AdvanceClockRequest, context: Context
     ) -> pb.AdvanceClockResponse:
-        by = request.by.ToTimedelta()
+        by = timedelta_of(request.by)
         if by.total_seconds() < 0:
             raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("by", "must not be negative")])
-        self.clock.advance(by)
+        try:
+            self.clock.advance(by)
+        except OverflowError:
+            problem = "moves the clock past the year 9999"
+            raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("by", problem)]) from None
         await self.namespaces.settle_wake_ups()
         return pb.AdvanceClockResponse(now=timestamp(self.clock.now()))
 

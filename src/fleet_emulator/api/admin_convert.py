@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
-from fleet_emulator.api.convert import timestamp
+from fleet_emulator.api.convert import duration, timedelta_of, timestamp
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.journal import JournalEntry
 
@@ -20,7 +20,7 @@ def rule_from(message: pb.Fault) -> faults.FaultRule:
         reason = fail.reason or faults.DEFAULT_FAULT_REASON
         action = faults.FailCall(fail.code, fail.message, reason, tuple(fail.details))
     elif kind == "latency":
-        action = faults.AddLatency(message.latency.delay.ToTimedelta())
+        action = faults.AddLatency(timedelta_of(message.latency.delay))
     elif kind == "break_stream":
         b = message.break_stream
         action = faults.BreakStream(b.after_messages, b.code, b.message)
@@ -59,7 +59,7 @@ def rule_message(rule: faults.FaultRule) -> pb.Fault:
         fail.details.extend(action.details)
         message.fail.CopyFrom(fail)
     elif isinstance(action, faults.AddLatency):
-        message.latency.delay.CopyFrom(_duration(action.delay.total_seconds()))
+        message.latency.delay.CopyFrom(duration(action.delay))
     elif isinstance(action, faults.BreakStream):
         message.break_stream.CopyFrom(
             pb.BreakStream(after_messages=action.after_messages, code=action.code, message=action.message)
@@ -82,7 +82,7 @@ def journal_message(entry: JournalEntry) -> pb.JournalEntry:
         code=entry.code,
         status_message=entry.status_message,
         flow_id=entry.flow_id,
-        duration=_duration(entry.duration.total_seconds()),
+        duration=duration(entry.duration),
         peer=entry.peer,
         messages=[_struct(m) for m in entry.messages],
         message_count=entry.message_count,
@@ -98,10 +98,4 @@ def _struct(message: Message | None) -> struct_pb2.Struct:
     result = struct_pb2.Struct()
     if message is not None:
         result.update(MessageToDict(message, preserving_proto_field_name=True))
-    return result
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    result = duration_pb2.Duration()
-    result.FromNanoseconds(round(seconds * 1e9))
     return result

@@ -11,9 +11,8 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from google.protobuf import duration_pb2
-
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
+from fleet_emulator.api.convert import duration, timedelta_of
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.namespaces import Namespaces
@@ -24,12 +23,6 @@ Context = Any
 PATHS = tuple(f.name for f in dataclasses.fields(Policies))
 LONGEST_DELAY = timedelta(hours=1)
 PERIODS = frozenset(p.value for p in RatePeriod)
-
-
-def _duration(value: timedelta) -> duration_pb2.Duration:
-    result = duration_pb2.Duration()
-    result.FromTimedelta(value)
-    return result
 
 
 def policies_message(policies: Policies) -> pb.Policies:
@@ -44,10 +37,10 @@ def policies_message(policies: Policies) -> pb.Policies:
             )
             for r in policies.rate_limits
         ],
-        wake_up_delay_min=_duration(policies.wake_up_delay_min),
-        wake_up_delay_max=_duration(policies.wake_up_delay_max),
+        wake_up_delay_min=duration(policies.wake_up_delay_min),
+        wake_up_delay_max=duration(policies.wake_up_delay_max),
         unknown_values=policies.unknown_values,
-        poll_interval=_duration(policies.poll_interval),
+        poll_interval=duration(policies.poll_interval),
     )
 
 
@@ -74,7 +67,7 @@ def _rules(message: pb.Policies, violations: Violations) -> tuple[RateRule, ...]
 
 
 def _delay(message: pb.Policies, name: str, violations: Violations) -> timedelta:
-    value: timedelta = getattr(message, name).ToTimedelta()
+    value = timedelta_of(getattr(message, name))
     if not timedelta(0) <= value <= LONGEST_DELAY:
         violations.add(f"policies.{name}", "must be between 0 and 1 hour")
     return value
@@ -105,7 +98,7 @@ def policies_from(current: Policies, request: pb.UpdatePoliciesRequest) -> Polic
     if "unknown_values" in paths:
         changes["unknown_values"] = message.unknown_values
     if "poll_interval" in paths:
-        changes["poll_interval"] = message.poll_interval.ToTimedelta()
+        changes["poll_interval"] = timedelta_of(message.poll_interval)
         if not timedelta(0) < changes["poll_interval"] <= timedelta(days=1):
             violations.add("policies.poll_interval", "must be more than 0 and at most a day")
     updated = dataclasses.replace(current, **changes)

@@ -8,14 +8,11 @@ clients that renew a token long before it expires (seed 001). The token itself n
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from google.protobuf import duration_pb2
-
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
-from fleet_emulator.api.convert import timestamp
-from fleet_emulator.domain.auth import MAX_LIFETIME, issue_token
+from fleet_emulator.api.convert import timedelta_of, timestamp
+from fleet_emulator.domain.auth import issue_token
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.flow import current_flow_id
 from fleet_emulator.domain.journal import JournalEntry, redact
@@ -23,13 +20,6 @@ from fleet_emulator.domain.namespaces import Namespaces
 
 Context = Any
 METHOD = "/emulator.admin.v1.AdminService/IssueToken"
-# Longer than any valid lifetime, and small enough for timedelta: out-of-range durations stay refusable.
-LIFETIME_CAP = int(MAX_LIFETIME.total_seconds()) + 1
-
-
-def _lifetime(duration: duration_pb2.Duration) -> timedelta:
-    seconds = max(-LIFETIME_CAP, min(duration.seconds, LIFETIME_CAP))
-    return timedelta(seconds=seconds, microseconds=duration.nanos // 1000)
 
 
 class TokenAdmin:
@@ -43,7 +33,7 @@ class TokenAdmin:
             self.namespaces.jwt_secret,
             request.subject,
             list(request.fleet_ids),
-            _lifetime(request.lifetime),
+            timedelta_of(request.lifetime),
             now,
         )
         headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}

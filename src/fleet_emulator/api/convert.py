@@ -22,10 +22,10 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf import message_factory, timestamp_pb2
+from google.protobuf import duration_pb2, message_factory, timestamp_pb2
 from google.protobuf.message import Message
 
 from fleet_emulator.domain.events import Event
@@ -48,6 +48,24 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(
         seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
     )
+
+
+# google.protobuf.Duration's documented range (about 10,000 years); larger values do not fit a timedelta.
+DURATION_LIMIT_S = 315_576_000_000
+
+
+def duration(value: timedelta) -> duration_pb2.Duration:
+    """The Duration of a timedelta."""
+    result = duration_pb2.Duration()
+    result.FromTimedelta(value)
+    return result
+
+
+def timedelta_of(value: duration_pb2.Duration) -> timedelta:
+    """A client's Duration as a timedelta, kept within Duration's documented range, so that one beyond it
+    reaches the caller's range check (an INVALID_ARGUMENT) instead of overflowing."""
+    seconds = max(-DURATION_LIMIT_S, min(value.seconds, DURATION_LIMIT_S))
+    return timedelta(seconds=seconds, microseconds=value.nanos // 1000)
 
 
 @functools.cache

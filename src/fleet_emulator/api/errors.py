@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from fleet_emulator.api.convert import duration
 from fleet_emulator.domain import errors as domain
 from fleet_emulator.domain.reasons import DOMAIN
 
@@ -50,9 +51,7 @@ def _details(error: domain.EmulatorError) -> list[Message]:
             )
         ]
     if isinstance(error, domain.Unavailable):
-        delay = duration_pb2.Duration()
-        delay.FromTimedelta(error.retry_after)
-        retry: list[Message] = [error_details_pb2.RetryInfo(retry_delay=delay)]
+        retry: list[Message] = [error_details_pb2.RetryInfo(retry_delay=duration(error.retry_after))]
         if isinstance(error, domain.ResourceExhausted):
             quota = error_details_pb2.QuotaFailure(
                 violations=[

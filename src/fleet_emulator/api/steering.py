@@ -19,6 +19,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
+from fleet_emulator.api.convert import timedelta_of
 from fleet_emulator.api.errors import fault_status
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.errors import EmulatorError, Unavailable
@@ -49,7 +50,7 @@ def _retry_delay(details: tuple[Any, ...]) -> timedelta | None:
         if packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             packed.Unpack(info)
-            return info.retry_delay.ToTimedelta()  # type: ignore[no-any-return]
+            return timedelta_of(info.retry_delay)
     return None
 
 
