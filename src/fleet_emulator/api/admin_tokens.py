@@ -12,10 +12,11 @@ from typing import Any
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
 from fleet_emulator.api.convert import timedelta_of, timestamp
+from fleet_emulator.api.steering import request_headers
 from fleet_emulator.domain.auth import issue_token
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.flow import current_flow_id
-from fleet_emulator.domain.journal import JournalEntry, redact
+from fleet_emulator.domain.journal import JournalEntry
 from fleet_emulator.domain.namespaces import Namespaces
 
 Context = Any
@@ -36,13 +37,12 @@ class TokenAdmin:
             timedelta_of(request.lifetime),
             now,
         )
-        headers = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         namespace.journal.add(
             JournalEntry(
                 start_time=now,
                 method=METHOD,
                 version="admin",
-                metadata=redact(headers),
+                metadata=request_headers(context),
                 request=request,
                 flow_id=current_flow_id.get(),
                 peer=context.peer() or "",

@@ -64,7 +64,8 @@ def _about(request: Any) -> tuple[str, str]:
     return fleet_id, vehicle_id
 
 
-def _headers(context: Any) -> dict[str, str]:
+def request_headers(context: Any) -> dict[str, str]:
+    """The call's request headers for the journal: credentials redacted, binary values by their size."""
     metadata = context.invocation_metadata() or ()
     return redact({k: v if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata})
 
@@ -160,7 +161,7 @@ def watch(namespace: Namespace, method: str, request: Any, context: Any, flow_id
         start_time=namespace.emulation.fleets.clock.now(),
         method=method,
         version=method.split("/")[1].rsplit(".", 2)[-2],
-        metadata=_headers(context),
+        metadata=request_headers(context),
         request=request if is_message else None,
         flow_id=flow_id,
         peer=context.peer() or "",

@@ -120,7 +120,5 @@ class Namespaces:
             await namespace.emulation.wake_ups.settle_due()
 
     async def close(self) -> None:
-        for creating in self._others.values():
-            if creating.done() and creating.exception() is None:
-                await creating.result().emulation.backend.close()
-        await self.default.emulation.backend.close()
+        for namespace in self.created():
+            await namespace.emulation.backend.close()
