@@ -2,10 +2,10 @@
 
 ``Emulator`` wires the backends, the namespaces (each with its domain services, faults and journal) and
 the servicers, runs the simulator on the default namespace when asked, and settles due wake-ups of
-vehicles every ``SETTLE_INTERVAL_S``. The admin service is on the
-API port by default, or on a port of its own, or off. Health
-(``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded, then
-follows the backend; on stop it goes back to NOT_SERVING before in-flight calls get a grace period.
+vehicles every ``SETTLE_INTERVAL_S``. The admin service is on the API port by default, or on a port of its
+own, or off. Health (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is
+seeded, then follows the backend; on stop it goes back to NOT_SERVING before in-flight calls get a grace
+period.
 """
 
 from __future__ import annotations
