@@ -115,7 +115,7 @@ async def test_values_are_checked_and_every_bad_field_named(target: Target) -> N
     request = update(
         ["label", "operational_status", "properties"],
         label=" ",
-        properties=pb.VehicleProperties(seats=-1, battery_capacity_kwh=math.nan, model_year=1200),
+        properties=pb.VehicleProperties(seats=-1, battery_capacity_kwh=1e9, model_year=1200),
     )
     error = await failure(target.api.UpdateVehicle(request))
     assert reason(error) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID")
@@ -126,6 +126,16 @@ async def test_values_are_checked_and_every_bad_field_named(target: Target) -> N
         "vehicle.properties.seats",
         "vehicle.properties.battery_capacity_kwh",
     ]
+
+
+async def test_numbers_that_are_no_numbers_are_refused_before_anything_else(target: Target) -> None:
+    for bad in (math.nan, math.inf, -math.inf):
+        request = update(
+            ["label", "properties"], label=" ", properties=pb.VehicleProperties(battery_capacity_kwh=bad)
+        )
+        error = await failure(target.api.UpdateVehicle(request))
+        assert reason(error) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID")
+        assert bad_fields(error) == ["vehicle.properties.battery_capacity_kwh"], bad
 
 
 async def test_the_vehicle_must_be_named_and_exist(target: Target) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2, text_format
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
@@ -90,12 +90,20 @@ def journal_message(entry: JournalEntry) -> pb.JournalEntry:
         finished=entry.finished,
         client=entry.client,
         reason=entry.reason,
+        request_truncated=entry.request_truncated,
+        request_size_bytes=entry.request_size,
     )
 
 
 def _struct(message: Message | None) -> struct_pb2.Struct:
-    """A journaled message as JSON (empty for a request whose bytes did not parse)."""
+    """A journaled message as JSON (empty for a request whose bytes did not parse). A message that has no
+    JSON form, such as one with a Timestamp out of range (refused with INVALID_ARGUMENT, but journaled),
+    is given in protobuf's text format under ``text_format``."""
     result = struct_pb2.Struct()
-    if message is not None:
+    if message is None:
+        return result
+    try:
         result.update(MessageToDict(message, preserving_proto_field_name=True))
+    except (json_format.Error, ValueError, TypeError):
+        result.update({"text_format": text_format.MessageToString(message, as_one_line=True)})
     return result

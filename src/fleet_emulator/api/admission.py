@@ -6,16 +6,20 @@ claims), applies the namespace's auth mode (``UNAUTHENTICATED``), sets the fleet
 rest of the call (``domain/access.py``), then takes a token from the client's bucket for the RPC
 (``RESOURCE_EXHAUSTED``); it returns the ``ratelimit-*`` headers that go with the flow id. A refused call is
 journaled with its code, reason and retry delay here, since the interceptor gets no watch for it.
+``admit_admin`` guards the admin service: with ``--admin-token`` set, an admin call must carry it as its
+bearer token (compared in constant time), else ``UNAUTHENTICATED``.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fleet_emulator.api.steering import CallWatch
+from fleet_emulator.domain import reasons
 from fleet_emulator.domain.access import current_access
 from fleet_emulator.domain.auth import authenticate, bearer_token, identify
-from fleet_emulator.domain.errors import EmulatorError
+from fleet_emulator.domain.errors import EmulatorError, Unauthenticated
 from fleet_emulator.domain.namespaces import Namespace
 
 AUTHORIZATION = "authorization"
@@ -45,3 +49,19 @@ def admit(
         watching.finish(error)
         raise
     return quota.headers() if quota is not None else ()
+
+
+def admit_admin(context: Any, admin_token: str) -> None:
+    """Nothing when no admin token is set or the call carries it; else UNAUTHENTICATED."""
+    if not admin_token:
+        return
+    token = bearer_token(_authorization(context))
+    if token is None:
+        raise Unauthenticated(
+            reasons.ADMIN_TOKEN_MISSING,
+            "the admin service needs the emulator's admin token: `authorization: Bearer <admin token>`",
+        )
+    if not hmac.compare_digest(token.encode(), admin_token.encode()):
+        raise Unauthenticated(
+            reasons.ADMIN_TOKEN_INVALID, "the bearer token is not the emulator's admin token"
+        )

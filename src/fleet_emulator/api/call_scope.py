@@ -10,18 +10,27 @@ every ``EmulatorError`` to its rich status in one place (``api/errors.py``). An 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-from fleet_emulator.api.admission import admit
+from fleet_emulator.api.admission import admit, admit_admin
 from fleet_emulator.api.errors import to_status
 from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, watch
+from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
+from fleet_emulator.domain.errors import (
+    EmulatorError,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    Unavailable,
+)
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 from fleet_emulator.domain.reasons import Reason
@@ -32,6 +41,7 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # gRPC itself refuses larger messages, before any handler runs and without details: it is set well above
 # MAX_REQUEST_BYTES so that requests between the two get INVALID_ARGUMENT with a BadRequest instead.
 TRANSPORT_MAX_BYTES = 64 * 1024 * 1024
+NAMESPACE_GONE_RETRY = timedelta(seconds=1)
 
 # grpc's type stubs lag behind grpc.aio (no abort_with_status, sync-only handler types): contexts and
 # handlers are typed loosely here, at the one place that touches them generically.
@@ -64,6 +74,12 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return parse
 
 
+def _refuse_bad_values(request: Any) -> None:
+    """INVALID_ARGUMENT for a request holding values no field may hold (``wellformed.py``)."""
+    if problems := violations_of(request):
+        raise InvalidArgument(reasons.FIELD_INVALID, problems)
+
+
 def _begin(context: Context) -> str:
     """Settle the call's flow id and namespace, both from its headers."""
     headers = dict(context.invocation_metadata() or ())
@@ -87,7 +103,16 @@ async def _fail(error: Exception, context: Context) -> None:
 
 
 async def _end(watching: CallWatch | Unwatched, error: BaseException, context: Context) -> None:
-    """Journal how the call ended, then send the error's status (cancellations just propagate)."""
+    """Journal how the call ended, then send the error's status. Cancellations propagate, but for a call
+    cut off by the deletion of its namespace, which ends with UNAVAILABLE (``NAMESPACE_DELETED``)."""
+    task = asyncio.current_task()
+    if isinstance(error, asyncio.CancelledError) and watching.cut_off and task is not None:
+        task.uncancel()
+        error = Unavailable(
+            reasons.NAMESPACE_DELETED,
+            "the namespace was deleted while the call ran; calling again starts it afresh",
+            NAMESPACE_GONE_RETRY,
+        )
     watching.finish(error)
     if isinstance(error, Exception):
         await _fail(error, context)
@@ -95,8 +120,9 @@ async def _end(watching: CallWatch | Unwatched, error: BaseException, context: C
 
 class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Applies the call frame to services whose full name starts with one of ``prefixes``; the calls of
-    services under ``observed`` (the emulated API) are also journaled and subject to fault rules.
-    ``headers`` adds response headers per service (a deprecated version's)."""
+    services under ``observed`` (the emulated API) are also journaled and subject to fault rules, the
+    others (the admin service) need ``admin_token`` when it is set. ``headers`` adds response headers per
+    service (a deprecated version's)."""
 
     def __init__(
         self,
@@ -104,7 +130,9 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         observed: str,
         namespaces: Namespaces,
         headers: dict[str, tuple[tuple[str, str], ...]] | None = None,
+        admin_token: str = "",
     ) -> None:
+        self.admin_token = admin_token
         self.prefixes = tuple(f"/{p}" for p in prefixes)
         self.headers = {f"/{service}/": extra for service, extra in (headers or {}).items()}
         self.observed = f"/{observed}"
@@ -119,11 +147,18 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         try:  # the headers go out also when the call is refused here
             if isinstance(request, RejectedRequest):
                 raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
-            namespace = await self.namespaces.current()
             if not method.startswith(self.observed):
+                admit_admin(context, self.admin_token)
+                _refuse_bad_values(request)
                 return UNWATCHED
+            namespace = await self.namespaces.current()
             watching = watch(namespace, method, request, context, flow_id)
             headers += admit(namespace, watching, context, self.namespaces.jwt_secret)
+            try:
+                _refuse_bad_values(request)
+            except EmulatorError as error:
+                watching.finish(error)
+                raise
             watching.arm(namespace.faults, request, streaming)
             return watching
         finally:

@@ -3,11 +3,19 @@
 Every status carries a ``google.rpc.Status`` in the ``grpc-status-details-bin`` trailer with the same code
 and message, exactly one ``ErrorInfo`` (reason, domain, metadata with the flow id) and a ``RequestInfo``
 whose ``request_id`` is the flow id, plus the details of its code (see ``domain/errors.py``).
+
+Errors may echo what a client sent, and trailers have a size limit (8 KiB by default in gRPC), past which
+the client gets a bare RESOURCE_EXHAUSTED instead. So every status is bounded here, whatever made it: the
+message to ``MAX_MESSAGE_BYTES`` once percent-encoded as ``grpc-message`` carries it, each text in the
+details to ``MAX_TEXT`` characters, at most ``MAX_VIOLATIONS`` violations, and the serialized status to
+``MAX_STATUS_BYTES`` (violations and then metadata are dropped from the end until it fits); cut text ends in
+"…".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -19,47 +27,61 @@ from fleet_emulator.api.convert import duration
 from fleet_emulator.domain import errors as domain
 from fleet_emulator.domain.reasons import DOMAIN
 
+MAX_MESSAGE_BYTES = 1536  # as sent in grpc-message, where a byte outside printable ASCII takes three
+MAX_TEXT = 256  # characters of each metadata value, field, description or subject in the details
+MAX_VIOLATIONS = 20
+MAX_STATUS_BYTES = 4096  # serialized google.rpc.Status, before the base64 of grpc-status-details-bin
+ELLIPSIS = "…"
+
+
+def bounded_message(text: str) -> str:
+    """``text`` cut so that it stays within ``MAX_MESSAGE_BYTES`` once percent-encoded."""
+    size = 0
+    for index, char in enumerate(text):
+        size += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode())
+        if size > MAX_MESSAGE_BYTES - 9:  # room for the encoded ellipsis
+            return text[:index] + ELLIPSIS
+    return text
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + ELLIPSIS
+
 
 def _details(error: domain.EmulatorError) -> list[Message]:
     """The code-specific detail messages of an error (after ErrorInfo and RequestInfo)."""
     if isinstance(error, domain.InvalidArgument):
-        return [
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in error.violations
-                ]
-            )
+        fields = [
+            error_details_pb2.BadRequest.FieldViolation(field=_cut(v.field), description=_cut(v.description))
+            for v in error.violations[:MAX_VIOLATIONS]
         ]
+        return [error_details_pb2.BadRequest(field_violations=fields)]
     if isinstance(error, domain.NotFound) and error.reason.resource_info:
         return [
             error_details_pb2.ResourceInfo(
                 resource_type=error.resource_type,
-                resource_name=error.resource_name,
-                description=error.message,
+                resource_name=_cut(error.resource_name),
+                description=bounded_message(error.message),
             )
         ]
     if isinstance(error, domain.FailedPrecondition):
-        return [
-            error_details_pb2.PreconditionFailure(
-                violations=[
-                    error_details_pb2.PreconditionFailure.Violation(
-                        type=v.type, subject=v.subject, description=v.description
-                    )
-                    for v in error.violations
-                ]
+        preconditions = [
+            error_details_pb2.PreconditionFailure.Violation(
+                type=v.type, subject=_cut(v.subject), description=_cut(v.description)
             )
+            for v in error.violations[:MAX_VIOLATIONS]
         ]
+        return [error_details_pb2.PreconditionFailure(violations=preconditions)]
     if isinstance(error, domain.Unavailable):
         retry: list[Message] = [error_details_pb2.RetryInfo(retry_delay=duration(error.retry_after))]
         if isinstance(error, domain.ResourceExhausted):
-            quota = error_details_pb2.QuotaFailure(
-                violations=[
-                    error_details_pb2.QuotaFailure.Violation(subject=v.subject, description=v.description)
-                    for v in error.violations
-                ]
-            )
-            retry.append(quota)
+            quotas = [
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=_cut(v.subject), description=_cut(v.description)
+                )
+                for v in error.violations[:MAX_VIOLATIONS]
+            ]
+            retry.append(error_details_pb2.QuotaFailure(violations=quotas))
         return retry
     return []
 
@@ -85,13 +107,57 @@ def _status(
     extra: Sequence[any_pb2.Any],
     flow_id: str,
 ) -> grpc.Status:
+    message = bounded_message(message)
     info = error_details_pb2.ErrorInfo(
-        reason=reason, domain=DOMAIN, metadata={"flow_id": flow_id, **metadata}
+        reason=_cut(reason),
+        domain=DOMAIN,
+        metadata={"flow_id": flow_id, **{_cut(k): _cut(v) for k, v in metadata.items()}},
     )
     request = error_details_pb2.RequestInfo(request_id=flow_id)
-    details = [_packed(info), _packed(request), *extra]
-    result: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code, message=message, details=details))
+    status = status_pb2.Status(code=code, message=message, details=[_packed(info), _packed(request), *extra])
+    _fit(status, flow_id)
+    result: grpc.Status = rpc_status.to_status(status)
     return result
+
+
+VIOLATION_LISTS: tuple[tuple[Any, str], ...] = (
+    (error_details_pb2.BadRequest, "field_violations"),
+    (error_details_pb2.PreconditionFailure, "violations"),
+    (error_details_pb2.QuotaFailure, "violations"),
+)
+
+
+def _fit(status: status_pb2.Status, flow_id: str) -> None:
+    """Shrink the status until it fits ``MAX_STATUS_BYTES``: violations from the end first, then the
+    ErrorInfo metadata but the flow id, then every detail but ErrorInfo and RequestInfo."""
+    while status.ByteSize() > MAX_STATUS_BYTES:
+        if any(_drop_last_violation(detail) for detail in status.details[2:]):
+            continue
+        info = error_details_pb2.ErrorInfo()
+        status.details[0].Unpack(info)
+        if len(info.metadata) > 1:
+            info.metadata.clear()
+            info.metadata["flow_id"] = flow_id
+            status.details[0].Pack(info)
+        elif len(status.details) > 2:
+            del status.details[2:]
+        else:
+            return
+
+
+def _drop_last_violation(detail: any_pb2.Any) -> bool:
+    """Remove the last violation of a packed BadRequest, PreconditionFailure or QuotaFailure, if any."""
+    for kind, name in VIOLATION_LISTS:
+        if detail.Is(kind.DESCRIPTOR):
+            unpacked = kind()
+            detail.Unpack(unpacked)
+            items = getattr(unpacked, name)
+            if not items:
+                return False
+            del items[-1]
+            detail.Pack(unpacked)
+            return True
+    return False
 
 
 def _packed(message: Message) -> any_pb2.Any:

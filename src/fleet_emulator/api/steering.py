@@ -21,9 +21,10 @@ from google.rpc import error_details_pb2
 
 from fleet_emulator.api.convert import timedelta_of
 from fleet_emulator.api.errors import fault_status
+from fleet_emulator.api.shrink import journaled
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.errors import EmulatorError, Unavailable
-from fleet_emulator.domain.journal import JournalEntry, redact
+from fleet_emulator.domain.journal import MAX_MESSAGES, JournalEntry, redact
 from fleet_emulator.domain.namespaces import Namespace
 
 CANCELLED = 1
@@ -64,18 +65,37 @@ def _about(request: Any) -> tuple[str, str]:
     return fleet_id, vehicle_id
 
 
+MAX_HEADER_TEXT = 1024
+
+
+def _shown(value: str) -> str:
+    """A header value or resume point as the journal keeps it: at most ``MAX_HEADER_TEXT`` characters."""
+    return value if len(value) <= MAX_HEADER_TEXT else value[: MAX_HEADER_TEXT - 1] + "…"
+
+
 def request_headers(context: Any) -> dict[str, str]:
-    """The call's request headers for the journal: credentials redacted, binary values by their size."""
+    """The call's request headers for the journal: credentials redacted, binary values by their size, long
+    values cut."""
     metadata = context.invocation_metadata() or ()
-    return redact({k: v if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata})
+    return redact({k: _shown(v) if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata})
 
 
 @dataclass
 class CallWatch:
+    """A call of the emulated API while it runs: its journal entry, fault action and namespace (which
+    counts it among its running calls until it finishes)."""
+
     entry: JournalEntry
     flow_id: str
     started: float
+    namespace: Namespace
+    call: asyncio.Task[Any] | None
     action: faults.Action | None = None
+
+    @property
+    def cut_off(self) -> bool:
+        """Whether the call's namespace was deleted under it."""
+        return self.namespace.deleted
 
     def arm(self, book: faults.FaultBook, request: Any, streaming: bool) -> None:
         """Take the action of the first fault rule that fires for the call (once the call is admitted, so
@@ -103,7 +123,8 @@ class CallWatch:
 
     async def sent(self, message: Message) -> None:
         """Journal a message of a stream, then break or stall the stream if its rule says so now."""
-        self.entry.sent(message)
+        entry = self.entry
+        entry.sent(message, message.ByteSize() if len(entry.messages) < MAX_MESSAGES else 0)
         await self._between_messages()
 
     async def _between_messages(self) -> None:
@@ -116,6 +137,8 @@ class CallWatch:
             await asyncio.Event().wait()  # until the client goes away or the server stops
 
     def finish(self, error: BaseException | None) -> None:
+        if self.call is not None:
+            self.namespace.leave(self.call)
         entry = self.entry
         entry.duration = timedelta(seconds=time.monotonic() - self.started)
         entry.finished = True
@@ -137,6 +160,8 @@ class CallWatch:
 class Unwatched:
     """The watch of a call that is neither journaled nor subject to faults (the admin service's)."""
 
+    cut_off = False
+
     async def before(self) -> None:
         return None
 
@@ -157,15 +182,21 @@ def watch(namespace: Namespace, method: str, request: Any, context: Any, flow_id
     """Open the call's journal entry; ``CallWatch.arm`` takes its fault action later."""
     is_message = isinstance(request, Message)
     resumed = getattr(request, "last_message_id", "") if is_message else ""
+    kept, size, truncated = journaled(request) if is_message else (None, 0, False)
     entry = JournalEntry(
         start_time=namespace.emulation.fleets.clock.now(),
         method=method,
         version=method.split("/")[1].rsplit(".", 2)[-2],
         metadata=request_headers(context),
-        request=request if is_message else None,
+        request=kept,
         flow_id=flow_id,
         peer=context.peer() or "",
-        resumed_from=resumed,
+        resumed_from=_shown(resumed),
+        request_size=size,
+        request_truncated=truncated,
     )
     namespace.journal.add(entry)
-    return CallWatch(entry, flow_id, time.monotonic())
+    call = asyncio.current_task()
+    if call is not None:
+        namespace.enter(call)
+    return CallWatch(entry, flow_id, time.monotonic(), namespace, call)

@@ -1,7 +1,10 @@
 """The emulator's notion of time: real by default, or a virtual clock that tests set and advance.
 
-Everything that depends on time reads it here (stream ids and retention, page-token expiry, the
-simulator), so moving the clock moves all of them together. One clock serves every namespace.
+Everything that depends on time reads it here (stream ids and retention, page-token expiry, token expiry,
+wake-ups, the simulator), so moving the clock moves all of them together. One clock serves every namespace.
+A virtual clock stays within ``EARLIEST`` and ``LATEST``: message ids count milliseconds since 1970, and
+tokens, page tokens and wake-ups lie up to 30 days ahead of the clock, which must still be a date Python,
+protobuf and Redis can hold. Setting or advancing it outside is ``INVALID_ARGUMENT`` naming the range.
 """
 
 from __future__ import annotations
@@ -9,11 +12,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from fleet_emulator.domain import reasons
+from fleet_emulator.domain.errors import FieldViolation, InvalidArgument
+
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+RANGE = f"{EARLIEST:%Y-%m-%dT%H:%M:%SZ} to {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware in UTC."""
         ...
+
+
+def _outside(field: str, where: str) -> InvalidArgument:
+    problem = f"would put the clock {where}, outside the allowed range {RANGE}"
+    return InvalidArgument(reasons.FIELD_INVALID, [FieldViolation(field, problem)])
+
+
+def check_in_range(when: datetime, field: str) -> datetime:
+    """``when`` if a virtual clock may stand there, else INVALID_ARGUMENT on ``field``."""
+    if not EARLIEST <= when <= LATEST:
+        raise _outside(field, f"at {when:%Y-%m-%dT%H:%M:%SZ}")
+    return when
 
 
 class EmulatorClock:
@@ -29,11 +51,14 @@ class EmulatorClock:
     def now(self) -> datetime:
         return self._frozen if self._frozen is not None else datetime.now(UTC)
 
-    def set(self, when: datetime) -> None:
-        self._frozen = when
+    def set(self, when: datetime, field: str = "time") -> None:
+        self._frozen = check_in_range(when, field)
 
-    def advance(self, by: timedelta) -> None:
-        self._frozen = self.now() + by
+    def advance(self, by: timedelta, field: str = "by") -> None:
+        now = self.now()
+        if by > LATEST - now:
+            raise _outside(field, f"{by.days} days ahead")
+        self._frozen = check_in_range(now + by, field)
 
     def use_real_time(self) -> None:
         self._frozen = None

@@ -1,21 +1,32 @@
 """The call journal of a namespace: every call to the emulated API, for tests to check what a client did.
 
-Entries are kept in memory, per process and namespace, the newest ``capacity`` of them; each has an
-increasing sequence number so that a test can read only what came after the last entry it saw. Requests
-and messages are kept as they were (immutable messages), so that journaling costs a call almost nothing.
+Entries are kept in memory, per process and namespace, and each has an increasing sequence number so that a
+test can read only what came after the last entry it saw. Requests and messages are kept as they were
+(immutable messages), so that journaling costs a call almost nothing; the API layer cuts a request larger
+than it journals whole and tells each entry how many bytes it holds. Memory is bounded three ways, the
+oldest entries dropped first: at most ``capacity`` entries and ``budget_bytes`` per namespace, and
+``JournalPool.total_bytes`` for the journals of all namespaces together (the entry dropped is then the
+oldest of all). A stream's entry grows with each message it keeps (at most ``MAX_MESSAGES``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 CAPACITY = 10_000
+BUDGET_BYTES = 16 * 1024 * 1024
+TOTAL_BUDGET_BYTES = 64 * 1024 * 1024
 MAX_MESSAGES = 100
+ENTRY_OVERHEAD_BYTES = 1024  # the entry itself, its strings and its datetimes, roughly
 REDACTED = "<redacted>"
-CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "api-key", "proxy-authorization"})
+CREDENTIAL_PARTS = ("auth", "token", "key", "cookie", "secret", "passw", "session")
+
+_order = itertools.count(1)  # across every journal: which entry is the oldest of all
 
 
 @dataclass
@@ -24,7 +35,7 @@ class JournalEntry:
     method: str
     version: str
     metadata: dict[str, str]
-    request: Any  # as the API layer received it; turned into JSON only when the journal is read
+    request: Any  # as the API layer received it (cut if it was large); JSON only when the journal is read
     flow_id: str
     peer: str
     sequence: int = 0
@@ -39,28 +50,98 @@ class JournalEntry:
     reason: str = ""  # ErrorInfo.reason of a failed call
     retry_delay: timedelta | None = None  # RetryInfo of a failed call
     token_expiry: datetime | None = None  # of the bearer token the call carried (or a token it issued)
+    request_size: int = 0  # bytes of the request as received
+    request_truncated: bool = False  # the request kept is cut (long strings and lists)
+    size: int = 0  # bytes the entry accounts for in its journal's budget
+    order: int = 0
+    journal: Journal | None = field(default=None, repr=False, compare=False)
 
-    def sent(self, message: Any) -> None:
+    def sent(self, message: Any, size: int) -> None:
+        """Count a message of the stream, keeping the first ``MAX_MESSAGES`` (``size`` bytes each)."""
         self.message_count += 1
         if len(self.messages) < MAX_MESSAGES:
             self.messages.append(message)
+            if self.journal is not None:
+                self.journal.grew(self, size)
 
 
 def redact(metadata: dict[str, str]) -> dict[str, str]:
-    """Request headers with credentials replaced, so that the journal never holds a token."""
-    return {k: REDACTED if k.lower() in CREDENTIAL_HEADERS else v for k, v in metadata.items()}
+    """Request headers with every value whose name suggests a credential (``*auth*``, ``*token*``,
+    ``*key*``, ``cookie``, ...) replaced, so that the journal never holds a secret."""
+    return {k: REDACTED if any(p in k.lower() for p in CREDENTIAL_PARTS) else v for k, v in metadata.items()}
+
+
+def metadata_size(metadata: dict[str, str]) -> int:
+    return sum(len(k) + len(v) for k, v in metadata.items())
+
+
+class JournalPool:
+    """The journals of every namespace, kept together within ``total_bytes``."""
+
+    def __init__(self, total_bytes: int = TOTAL_BUDGET_BYTES) -> None:
+        self.total_bytes = total_bytes
+        self.used = 0
+        self.journals: set[Journal] = set()
+
+    def journal(self, capacity: int = CAPACITY, budget_bytes: int = BUDGET_BYTES) -> Journal:
+        made = Journal(capacity, budget_bytes, self)
+        self.journals.add(made)
+        return made
+
+    def forget(self, journal: Journal) -> None:
+        """A journal that goes away with its namespace."""
+        journal.clear()
+        self.journals.discard(journal)
+
+    def shed(self) -> None:
+        """Drop the oldest entries of all journals until they fit ``total_bytes`` together."""
+        while self.used > self.total_bytes:
+            oldest = min(
+                (j for j in self.journals if j.entries), key=lambda j: j.entries[0].order, default=None
+            )
+            if oldest is None:
+                return
+            oldest.drop_oldest()
 
 
 class Journal:
-    def __init__(self, capacity: int = CAPACITY) -> None:
-        self.entries: deque[JournalEntry] = deque(maxlen=capacity)
+    def __init__(
+        self, capacity: int = CAPACITY, budget_bytes: int = BUDGET_BYTES, pool: JournalPool | None = None
+    ) -> None:
+        self.capacity = capacity
+        self.budget_bytes = budget_bytes
+        self.pool = pool or JournalPool()
+        self.entries: deque[JournalEntry] = deque()
+        self.used = 0
         self._sequence = 0
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        return iter(self.entries)
 
     def add(self, entry: JournalEntry) -> JournalEntry:
         self._sequence += 1
-        entry.sequence = self._sequence
+        entry.sequence, entry.order, entry.journal = self._sequence, next(_order), self
+        entry.size = ENTRY_OVERHEAD_BYTES + metadata_size(entry.metadata) + entry.request_size
         self.entries.append(entry)
+        self._count(entry.size)
         return entry
+
+    def grew(self, entry: JournalEntry, size: int) -> None:
+        entry.size += size
+        self._count(size)
+
+    def _count(self, size: int) -> None:
+        self.used += size
+        self.pool.used += size
+        while len(self.entries) > self.capacity or (self.used > self.budget_bytes and len(self.entries) > 1):
+            self.drop_oldest()
+        self.pool.shed()
+
+    def drop_oldest(self) -> None:
+        entry = self.entries.popleft()
+        entry.journal = None
+        self.used -= entry.size
+        self.pool.used -= entry.size
 
     def find(
         self, method: str = "", flow_id: str = "", code: int | None = None, after: int = 0, limit: int = 100
@@ -80,5 +161,6 @@ class Journal:
 
     def clear(self) -> int:
         count = len(self.entries)
-        self.entries.clear()
+        while self.entries:
+            self.drop_oldest()
         return count

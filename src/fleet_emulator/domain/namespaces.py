@@ -3,24 +3,40 @@
 A call names its namespace in the ``x-emulator-namespace`` header (none: the default namespace). Each
 namespace has its own backend state (fleets, vehicles, page tokens, event streams), fault rules, call
 journal, scenario, policies (``policies.py``) and rate-limit buckets; the clock is shared. A namespace
-comes into being, seeded with the emulator's scenario, on the first call that names it.
+comes into being, seeded with the emulator's scenario, on the first call that names it, up to
+``NamespaceLimits.max_namespaces`` besides the default one (then ``RESOURCE_EXHAUSTED``).
+
+A namespace other than the default one goes away when deleted (``delete``: its backend state too, and its
+calls still running are cut off) or when it has been idle, with no call running, for
+``NamespaceLimits.idle_timeout`` (``drop_idle``: on the memory backend its state goes with it; on Redis
+the state stays there for other replicas, and only what this process holds is freed). Journals share one
+byte budget (``journal.JournalPool``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.emulation import Emulation
-from fleet_emulator.domain.errors import Violations
+from fleet_emulator.domain.errors import (
+    EmulatorError,
+    FieldViolation,
+    InvalidArgument,
+    QuotaViolation,
+    ResourceExhausted,
+)
 from fleet_emulator.domain.faults import FaultBook
-from fleet_emulator.domain.journal import Journal
+from fleet_emulator.domain.journal import BUDGET_BYTES, TOTAL_BUDGET_BYTES, Journal, JournalPool
 from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.rate_limits import RateLimiter
 from fleet_emulator.domain.scenario import Scenario
@@ -29,23 +45,42 @@ from fleet_emulator.domain.streams import StreamSettings
 NAMESPACE_HEADER = "x-emulator-namespace"
 DEFAULT = ""
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+RETRY_WHEN_FULL = timedelta(seconds=60)
 
 current_namespace: ContextVar[str] = ContextVar("current_namespace", default=DEFAULT)
 
 
-@dataclass
+@dataclass(frozen=True)
+class NamespaceLimits:
+    max_namespaces: int = 1000  # besides the default one
+    idle_timeout: timedelta = timedelta(hours=1)  # zero: never dropped for being idle
+    journal_bytes: int = BUDGET_BYTES  # per namespace
+    journal_total_bytes: int = TOTAL_BUDGET_BYTES  # all namespaces together
+
+
+@dataclass(eq=False)
 class Namespace:
     name: str
     emulation: Emulation
     scenario: Scenario
+    journal: Journal
     initial_policies: Policies = DEFAULT_POLICIES
     faults: FaultBook = field(default_factory=FaultBook)
-    journal: Journal = field(default_factory=Journal)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     policies: Policies = field(init=False)
+    calls: set[asyncio.Task[object]] = field(default_factory=set)  # calls of the emulated API running now
+    last_used: float = field(default_factory=time.monotonic)
+    deleted: bool = False
 
     def __post_init__(self) -> None:
         self.policies = self.initial_policies
+
+    def enter(self, call: asyncio.Task[object]) -> None:
+        self.calls.add(call)
+
+    def leave(self, call: asyncio.Task[object]) -> None:
+        self.calls.discard(call)
+        self.last_used = time.monotonic()
 
     async def reset(self) -> None:
         """Back to the namespace's scenario and starting policies: state, streams, faults, journal and
@@ -61,11 +96,12 @@ class Namespace:
         await self.reset()
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, where: str = NAMESPACE_HEADER) -> None:
     if name != DEFAULT and not NAME.fullmatch(name):
-        violations = Violations()
-        violations.add(NAMESPACE_HEADER, "must be 1 to 63 lowercase letters, digits, '.', '_' or '-'")
-        violations.raise_if_any(reasons.FIELD_INVALID)
+        problem = (
+            "must be 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+        raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation(where, problem)])
 
 
 class Namespaces:
@@ -77,6 +113,7 @@ class Namespaces:
         stream_settings: StreamSettings | None = None,
         policies: Policies = DEFAULT_POLICIES,
         jwt_secret: str = "",
+        limits: NamespaceLimits | None = None,
     ) -> None:
         self.make_backend = make_backend
         self.policies = policies
@@ -84,16 +121,23 @@ class Namespaces:
         self.clock = clock
         self.scenario = scenario
         self.stream_settings = stream_settings
+        self.limits = limits or NamespaceLimits()
+        self.journals = JournalPool(self.limits.journal_total_bytes)
         self.default = self._build(DEFAULT)
         self._others: dict[str, asyncio.Task[Namespace]] = {}
 
     def _build(self, name: str) -> Namespace:
         emulation = Emulation.build(self.make_backend(name), self.clock, self.stream_settings)
-        return Namespace(name, emulation, self.scenario, self.policies)
+        journal = self.journals.journal(budget_bytes=self.limits.journal_bytes)
+        return Namespace(name, emulation, self.scenario, journal, self.policies)
 
     async def _create(self, name: str) -> Namespace:
         namespace = self._build(name)
-        await namespace.emulation.fleets.seed(self.scenario)
+        try:
+            await namespace.emulation.fleets.seed(self.scenario)
+        except BaseException:
+            await self._free(namespace)
+            raise
         return namespace
 
     async def get(self, name: str) -> Namespace:
@@ -103,8 +147,22 @@ class Namespaces:
         check_name(name)
         creating = self._others.get(name)
         if creating is None or (creating.done() and creating.exception() is not None):
+            if creating is None and len(self._others) >= self.limits.max_namespaces:
+                raise self._full()
             creating = self._others[name] = asyncio.ensure_future(self._create(name))
-        return await asyncio.shield(creating)
+        namespace = await asyncio.shield(creating)
+        namespace.last_used = time.monotonic()
+        return namespace
+
+    def _full(self) -> ResourceExhausted:
+        most = self.limits.max_namespaces
+        return ResourceExhausted(
+            reasons.NAMESPACE_LIMIT_REACHED,
+            f"the emulator holds {most} namespaces, as many as it may: delete one or wait for an idle one "
+            "to be dropped",
+            RETRY_WHEN_FULL,
+            [QuotaViolation("emulator", f"at most {most} namespaces besides the default one")],
+        )
 
     async def current(self) -> Namespace:
         return await self.get(current_namespace.get())
@@ -113,6 +171,46 @@ class Namespaces:
         """Every namespace made so far (the default one first)."""
         made = [t.result() for t in self._others.values() if t.done() and t.exception() is None]
         return [self.default, *made]
+
+    async def delete(self, name: str) -> bool:
+        """Delete a namespace other than the default one, with its state; whether it existed."""
+        check_name(name, "namespace")
+        if name == DEFAULT:
+            problem = "is required: the default namespace cannot be deleted (reset it with ResetEmulator)"
+            raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("namespace", problem)])
+        creating = self._others.pop(name, None)
+        namespace = None
+        if creating is not None:
+            with contextlib.suppress(EmulatorError):  # its seeding failed: the state is cleared anyway
+                namespace = await asyncio.shield(creating)
+        known = namespace is not None
+        namespace = namespace or self._build(name)
+        try:
+            known = not await namespace.emulation.backend.state.claim_seeding() or known
+            await namespace.emulation.backend.clear()
+        finally:
+            await self._free(namespace)
+        return known
+
+    async def drop_idle(self) -> list[str]:
+        """Drop the namespaces idle for longer than the limit; their names."""
+        idle_s = self.limits.idle_timeout.total_seconds()
+        if idle_s <= 0:
+            return []
+        since = time.monotonic() - idle_s
+        idle = [n for n in self.created()[1:] if not n.calls and n.last_used < since]
+        for namespace in idle:
+            del self._others[namespace.name]
+            await self._free(namespace)
+        return [n.name for n in idle]
+
+    async def _free(self, namespace: Namespace) -> None:
+        """Cut off the namespace's running calls and free what this process holds of it."""
+        namespace.deleted = True
+        for call in list(namespace.calls):
+            call.cancel()
+        self.journals.forget(namespace.journal)
+        await namespace.emulation.backend.close()
 
     async def settle_wake_ups(self) -> None:
         """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``)."""

@@ -181,6 +181,32 @@ CONNECTION_LOST = Reason(
     Code.UNAVAILABLE,
     "A poor-connection fault: the connection to the vehicle broke; the command may or may not have run.",
 )
+ADMIN_TOKEN_MISSING = Reason(
+    "ADMIN_TOKEN_MISSING",
+    Code.UNAUTHENTICATED,
+    "The emulator runs with --admin-token: admin calls need `authorization: Bearer <admin token>`.",
+)
+ADMIN_TOKEN_INVALID = Reason(
+    "ADMIN_TOKEN_INVALID",
+    Code.UNAUTHENTICATED,
+    "The bearer token of the admin call is not the emulator's admin token.",
+)
+NAMESPACE_LIMIT_REACHED = Reason(
+    "NAMESPACE_LIMIT_REACHED",
+    Code.RESOURCE_EXHAUSTED,
+    "The emulator holds --max-namespaces namespaces: delete one (DeleteNamespace) or wait until an idle one "
+    "is dropped.",
+)
+NAMESPACE_DELETED = Reason(
+    "NAMESPACE_DELETED",
+    Code.UNAVAILABLE,
+    "The namespace was deleted (DeleteNamespace) while the call ran; calling again starts it afresh.",
+)
+FAULT_LIMIT_REACHED = Reason(
+    "FAULT_LIMIT_REACHED",
+    Code.FAILED_PRECONDITION,
+    "The namespace has as many fault rules as it may keep; delete some (DeleteFault, ClearFaults) first.",
+)
 INTERNAL_ERROR = Reason(
     "INTERNAL_ERROR",
     Code.INTERNAL,

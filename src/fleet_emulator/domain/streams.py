@@ -14,7 +14,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fleet_emulator.backends.base import EventLog, StateStore
 from fleet_emulator.domain import reasons
@@ -23,6 +23,7 @@ from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import NotFound, OutOfRange, Violations
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.message_ids import MessageId
+from fleet_emulator.domain.models import EPOCH
 
 EVENT_ID = re.compile(r"fleets/([a-z0-9][a-z0-9-]{0,62})/vehicle-events")
 DEFAULT_RETENTION = timedelta(hours=24)
@@ -67,7 +68,11 @@ class EventStreams:
     async def publish(self, event: Event) -> MessageId:
         now = self.clock.now()
         stream = vehicle_events_id(event.fleet_id)
-        return await self.log.append(stream, event, now, now - self.settings.retention)
+        return await self.log.append(stream, event, now, self._keep_after(now))
+
+    def _keep_after(self, now: datetime) -> datetime:
+        """The start of the retention window (never before 1970: message ids count from there)."""
+        return max(now - self.settings.retention, EPOCH)
 
     async def subscribe(
         self, event_id: str, last_message_id: str | None
@@ -125,7 +130,7 @@ class EventStreams:
                 resource_name=event_id,
                 event_id=event_id,
             )
-        await self.log.trim(event_id, self.clock.now() - self.settings.retention)
+        await self.log.trim(event_id, self._keep_after(self.clock.now()))
         last = await self.log.last_id(event_id)
         if resume is None:
             return last

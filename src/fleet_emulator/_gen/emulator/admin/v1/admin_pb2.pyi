@@ -846,6 +846,8 @@ class JournalEntry(_message.Message):
     FINISHED_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_TRUNCATED_FIELD_NUMBER: _builtins.int
+    REQUEST_SIZE_BYTES_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, increasing."""
     method: _builtins.str
@@ -865,6 +867,10 @@ class JournalEntry(_message.Message):
     """Who made the call: the subject of its bearer token, else a digest of the token, else the peer's host."""
     reason: _builtins.str
     """ErrorInfo.reason of a failed call."""
+    request_truncated: _builtins.bool
+    """True when the request was larger than the journal keeps: long strings and lists in `request` are cut."""
+    request_size_bytes: _builtins.int
+    """Size of the request as received, in bytes."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -901,10 +907,12 @@ class JournalEntry(_message.Message):
         finished: _builtins.bool = ...,
         client: _builtins.str = ...,
         reason: _builtins.str = ...,
+        request_truncated: _builtins.bool = ...,
+        request_size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "request", b"request", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "code", b"code", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "reason", b"reason", "request", b"request", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "code", b"code", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "reason", b"reason", "request", b"request", "request_size_bytes", b"request_size_bytes", "request_truncated", b"request_truncated", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1498,3 +1506,43 @@ class GetClientReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetClientReportResponse: _TypeAlias = GetClientReportResponse  # noqa: Y015
+
+@_typing.final
+class DeleteNamespaceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace to delete (1 to 63 lowercase letters, digits, '.', '_', '-'); not the default one."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteNamespaceRequest: _TypeAlias = DeleteNamespaceRequest  # noqa: Y015
+
+@_typing.final
+class DeleteNamespaceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXISTED_FIELD_NUMBER: _builtins.int
+    existed: _builtins.bool
+    """False when the namespace had not been used (there was nothing to delete)."""
+    def __init__(
+        self,
+        *,
+        existed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["existed", b"existed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteNamespaceResponse: _TypeAlias = DeleteNamespaceResponse  # noqa: Y015

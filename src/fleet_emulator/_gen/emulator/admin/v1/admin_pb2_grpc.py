@@ -150,6 +150,11 @@ class AdminServiceStub:
                 request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportRequest.SerializeToString,
                 response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportResponse.FromString,
                 _registered_method=True)
+        self.DeleteNamespace = channel.unary_unary(
+                '/emulator.admin.v1.AdminService/DeleteNamespace',
+                request_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteNamespaceRequest.SerializeToString,
+                response_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteNamespaceResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -315,6 +320,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteNamespace(self, request, context):
+        """Deletes a namespace other than the default one: its state, event streams, faults, journal and
+        policies are forgotten, and its open streams end with UNAVAILABLE. The next call naming it creates it
+        again from the scenario.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -432,6 +446,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetClientReport,
                     request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportRequest.FromString,
                     response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportResponse.SerializeToString,
+            ),
+            'DeleteNamespace': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNamespace,
+                    request_deserializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteNamespaceRequest.FromString,
+                    response_serializer=emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteNamespaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1056,6 +1075,33 @@ class AdminService:
             '/emulator.admin.v1.AdminService/GetClientReport',
             emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportRequest.SerializeToString,
             emulator_dot_admin_dot_v1_dot_admin__pb2.GetClientReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emulator.admin.v1.AdminService/DeleteNamespace',
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteNamespaceRequest.SerializeToString,
+            emulator_dot_admin_dot_v1_dot_admin__pb2.DeleteNamespaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,11 @@ class AdminServiceStub:
     """Changes the policies named in `update_mask` (all of them when it is empty)."""
     GetClientReport: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetClientReportRequest, _admin_pb2.GetClientReportResponse]
     """What each client of the namespace did that a well-behaved client does not, with the calls that show it."""
+    DeleteNamespace: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DeleteNamespaceRequest, _admin_pb2.DeleteNamespaceResponse]
+    """Deletes a namespace other than the default one: its state, event streams, faults, journal and
+    policies are forgotten, and its open streams end with UNAVAILABLE. The next call naming it creates it
+    again from the scenario.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -142,6 +147,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Changes the policies named in `update_mask` (all of them when it is empty)."""
     GetClientReport: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetClientReportRequest, _admin_pb2.GetClientReportResponse]  # type: ignore[assignment]
     """What each client of the namespace did that a well-behaved client does not, with the calls that show it."""
+    DeleteNamespace: _aio.UnaryUnaryMultiCallable[_admin_pb2.DeleteNamespaceRequest, _admin_pb2.DeleteNamespaceResponse]  # type: ignore[assignment]
+    """Deletes a namespace other than the default one: its state, event streams, faults, journal and
+    policies are forgotten, and its open streams end with UNAVAILABLE. The next call naming it creates it
+    again from the scenario.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Steers the emulator: state, events, faults, the call journal and the clock."""
@@ -332,5 +342,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.GetClientReportResponse, _abc.Awaitable[_admin_pb2.GetClientReportResponse]]:
         """What each client of the namespace did that a well-behaved client does not, with the calls that show it."""
+
+    @_abc_1.abstractmethod
+    def DeleteNamespace(
+        self,
+        request: _admin_pb2.DeleteNamespaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DeleteNamespaceResponse, _abc.Awaitable[_admin_pb2.DeleteNamespaceResponse]]:
+        """Deletes a namespace other than the default one: its state, event streams, faults, journal and
+        policies are forgotten, and its open streams end with UNAVAILABLE. The next call naming it creates it
+        again from the scenario.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
