@@ -1,12 +1,14 @@
 """How the admin commands of the CLI reach a running emulator: connection options, calls, errors, output.
 
-Every admin command and group takes ``--address``, ``--namespace`` and ``--timeout`` (with their
-``FLEET_EMULATOR_*`` environment variables); a value given on a command wins over its group's, so both
+Every admin command and group takes ``--address``, ``--namespace``, ``--timeout`` and ``--admin-token``
+(with their ``FLEET_EMULATOR_*`` environment variables; ``serve`` reads the same
+``FLEET_EMULATOR_ADMIN_TOKEN``); a value given on a command wins over its group's, so both
 ``fleet-emulator fault --namespace a list`` and ``fleet-emulator fault list --namespace a`` work. ``Admin``
 makes one synchronous call per command through the generated ``AdminServiceStub``, sending the namespace as
-the ``x-emulator-namespace`` header. A failed call becomes a ``click.ClickException`` (exit code 1) whose
-message has the gRPC code, the status message and every ``google.rpc.Status`` detail on a line of its own;
-an emulator that cannot be reached, does not answer in time or has no admin service gets a plain sentence.
+the ``x-emulator-namespace`` header and the admin token, if any, as its bearer token. A failed call becomes
+a ``click.ClickException`` (exit code 1) whose message has the gRPC code, the status message and every
+``google.rpc.Status`` detail on a line of its own; an emulator that cannot be reached, does not answer in
+time or has no admin service gets a plain sentence.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
 DEFAULT_ADDRESS = "localhost:50051"
-CONNECTION = ("address", "namespace", "timeout")
+CONNECTION = ("address", "namespace", "timeout", "admin_token")
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -54,7 +56,15 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def connection_options(f: F) -> F:
-    """Add ``--address``, ``--namespace`` and ``--timeout`` to a command or group."""
+    """Add ``--address``, ``--namespace``, ``--timeout`` and ``--admin-token`` to a command or group."""
+    f = option(
+        "--admin-token",
+        default="",
+        show_default="none",
+        expose_value=False,
+        callback=_remember,
+        help="The emulator's admin token, if it was started with one.",
+    )(f)
     f = option(
         "--timeout",
         default=10.0,
@@ -87,12 +97,17 @@ class Admin:
     address: str
     namespace: str
     timeout: float
+    admin_token: str = ""
 
     def call(
         self, rpc: Callable[[AdminServiceStub], grpc.UnaryUnaryMultiCallable[Req, Resp]], request: Req
     ) -> Resp:
         """One call (``rpc`` picks the stub's method); a ``click.ClickException`` when it fails."""
-        metadata = ((NAMESPACE_HEADER, self.namespace),) if self.namespace else ()
+        metadata: tuple[tuple[str, str], ...] = (
+            ((NAMESPACE_HEADER, self.namespace),) if self.namespace else ()
+        )
+        if self.admin_token:
+            metadata += (("authorization", f"Bearer {self.admin_token}"),)
         with grpc.insecure_channel(self.address) as channel:
             try:
                 return rpc(AdminServiceStub(channel))(request, timeout=self.timeout, metadata=metadata)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +28,11 @@ from fleet_emulator.api.admin import AdminServicer
 from fleet_emulator.api.call_scope import TRANSPORT_MAX_BYTES, CallScopeInterceptor
 from fleet_emulator.api.health import HealthReporter
 from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
-from fleet_emulator.backends.factory import Backends, backends_for
+from fleet_emulator.backends.factory import Backends, BackendUnreachable, BackendUnusable, backends_for
+from fleet_emulator.domain.background import BackgroundTasks, keep_cancellation, stop_task, within
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.errors import Unavailable
-from fleet_emulator.domain.namespaces import Namespaces
+from fleet_emulator.domain.namespaces import DEFAULT_LIMITS, NamespaceLimits, Namespaces
 from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.simulator import Simulator
@@ -42,11 +45,22 @@ ADMIN_PACKAGE = "emulator.admin."
 ADMIN_SAME_PORT = -1
 ADMIN_OFF = -2
 SETTLE_INTERVAL_S = 0.25  # how often due wake-ups are settled (``wake_ups.py``)
-DEFAULT_JWT_SECRET = "fleet-emulator-development-secret"  # documented, for local use only
+SWEEP_INTERVAL_S = 60.0  # how often idle namespaces are looked for, at most
+STOP_MARGIN_S = 2.0  # what stopping may take beyond the grace period, per step
 
 
 class StartupError(Exception):
-    """The emulator cannot start (the message says why, for people)."""
+    """The emulator cannot start: ``setting`` is the option to look at, the message says why (for people),
+    ``exit_code`` tells the kind of problem apart (see the README)."""
+
+    def __init__(self, setting: str, cause: str, exit_code: int) -> None:
+        super().__init__(cause)
+        self.setting = setting
+        self.exit_code = exit_code
+
+
+EXIT_CANNOT_LISTEN = 4
+EXIT_BACKEND = 5
 
 
 @dataclass(frozen=True)
@@ -56,24 +70,51 @@ class Settings:
     backend: str = "memory"
     scenario: Path | None = None
     redis_url: str = "redis://localhost:6379/0"
+    redis_connect_timeout: timedelta = timedelta(seconds=30)
     retention: timedelta = DEFAULT_RETENTION
     admin_port: int = ADMIN_SAME_PORT  # a port of its own (0: a free one), or ADMIN_SAME_PORT, ADMIN_OFF
+    admin_token: str = ""  # when set, every admin call needs it as its bearer token
     simulate: bool = False  # `serve` turns it on by default; in-process emulators (tests) stay still
     simulation_rate: float = 1.0
     simulation_seed: int = 0
     health_interval_s: float = 1.0
     policies: Policies = DEFAULT_POLICIES  # every namespace starts with these (and gets them back on reset)
-    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_secret: str = ""  # empty: a random secret (on Redis, one shared by every replica)
     grace_seconds: float = 5.0
+    limits: NamespaceLimits = DEFAULT_LIMITS
 
 
-def _grpc_server(namespaces: Namespaces) -> grpc.aio.Server:
+def _grpc_server(namespaces: Namespaces, admin_token: str) -> grpc.aio.Server:
     headers = {v.service_name: v.response_headers for v in VERSIONS if v.response_headers}
-    scope = CallScopeInterceptor((PACKAGE_PREFIX, ADMIN_PACKAGE), PACKAGE_PREFIX, namespaces, headers)
+    scope = CallScopeInterceptor(
+        (PACKAGE_PREFIX, ADMIN_PACKAGE), PACKAGE_PREFIX, namespaces, headers, admin_token
+    )
     return grpc.aio.server(
         interceptors=[scope],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES)],
     )
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why nothing can listen on ``host:port`` now (in use, not an address of this machine), or None.
+
+    Checked with a socket of our own before gRPC binds, so that a port in use is one clear line rather
+    than gRPC's log.
+    """
+    if port == 0:
+        return None
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return str(exc)
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                return exc.strerror or str(exc)
+    return None
 
 
 class Emulator:
@@ -86,16 +127,22 @@ class Emulator:
         scenario = load_scenario(settings.scenario, self.clock.now())
         streams = StreamSettings(retention=settings.retention)
         self.namespaces = Namespaces(
-            self.backends, self.clock, scenario, streams, settings.policies, settings.jwt_secret
+            self.backends,
+            self.clock,
+            scenario,
+            streams,
+            settings.policies,
+            settings.jwt_secret,
+            settings.limits,
         )
-        self.server = _grpc_server(self.namespaces)
+        self.server = _grpc_server(self.namespaces, settings.admin_token)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
             version.register(self.server, self.namespaces)
         self.admin_server: grpc.aio.Server | None = None
         if settings.admin_port != ADMIN_OFF:
             own = settings.admin_port != ADMIN_SAME_PORT
-            self.admin_server = _grpc_server(self.namespaces) if own else self.server
+            self.admin_server = _grpc_server(self.namespaces, settings.admin_token) if own else self.server
             admin = AdminServicer(self.namespaces, self.clock)
             admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.admin_server)
         if self.admin_server is self.server:
@@ -110,32 +157,44 @@ class Emulator:
             reflection.enable_server_reflection([ADMIN_SERVICE, reflection.SERVICE_NAME], self.admin_server)
         self.port = 0
         self.admin_port = 0
-        self._simulation: asyncio.Task[None] | None = None
-        self._settling: asyncio.Task[None] | None = None
+        self.tasks = BackgroundTasks()
+        self._started: list[grpc.aio.Server] = []
 
-    def _bind(self, server: grpc.aio.Server, port: int) -> int:
+    def _bind(self, server: grpc.aio.Server, port: int, setting: str) -> int:
         address = f"{self.settings.host}:{port}"
-        try:
-            bound: int = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise StartupError(f"cannot listen on {address}: is the port in use?") from exc
-        return bound
+        problem = _cannot_listen(self.settings.host, port)
+        if problem is None:
+            try:
+                bound: int = server.add_insecure_port(address)
+                return bound
+            except RuntimeError:
+                problem = "gRPC could not bind it"
+        raise StartupError(setting, f"cannot listen on {address}: {problem}", EXIT_CANNOT_LISTEN)
 
     async def start(self) -> int:
-        """Bind, serve, seed the scenario, then report SERVING. Returns the bound API port."""
-        self.port = self._bind(self.server, self.settings.port)
+        """Bind, serve, wait for the backend, seed the scenario, then report SERVING. Returns the bound API
+        port."""
+        self.port = self._bind(self.server, self.settings.port, "--port")
         if self.admin_server is self.server:
             self.admin_port = self.port
         elif self.admin_server is not None:
-            self.admin_port = self._bind(self.admin_server, self.settings.admin_port)
+            self.admin_port = self._bind(self.admin_server, self.settings.admin_port, "--admin-port")
             await self.admin_server.start()
+            self._started.append(self.admin_server)
         await self.health.report(False)
         await self.server.start()
-        await self.health.wait_for_backend()
+        self._started.append(self.server)
+        try:
+            await self.backends.connect(self.settings.redis_connect_timeout.total_seconds())
+        except (BackendUnreachable, BackendUnusable) as exc:
+            raise StartupError("--redis-url", str(exc), EXIT_BACKEND) from None
+        secret = self.settings.jwt_secret
+        self.namespaces.jwt_secret = secret or await self.backends.shared_secret(secrets.token_urlsafe(32))
         seeded = await self.namespaces.default.emulation.fleets.seed(self.namespaces.scenario)
         await self.health.report(True)
-        self.health.monitor()
-        self._settling = asyncio.create_task(self._settle_wake_ups(), name="wake-ups")
+        self.tasks.start("backend-health", self.health.follow)
+        self.tasks.start("wake-ups", self._settle_wake_ups)
+        self.tasks.start("idle-namespaces", self._drop_idle_namespaces)
         if self.settings.simulate:
             simulator = Simulator(
                 self.namespaces.default.emulation,
@@ -143,7 +202,7 @@ class Emulator:
                 seed=self.settings.simulation_seed,
                 rate_hz=self.settings.simulation_rate,
             )
-            self._simulation = asyncio.create_task(simulator.run(), name="simulator")
+            self.tasks.start("simulator", simulator.run)
         log.info(
             "fleet emulator serving %s on %s:%d (admin %s, backend %s, simulator %s, %s)",
             ", ".join(v.name for v in VERSIONS),
@@ -162,28 +221,44 @@ class Emulator:
         """Bring woken vehicles online when due in real time too, for clients that poll or stream."""
         while True:
             await asyncio.sleep(SETTLE_INTERVAL_S)
-            try:
-                with contextlib.suppress(Unavailable):  # the backend is away: the next round tries again
-                    await self.namespaces.settle_wake_ups()
-            except Exception:
-                log.exception("bug while settling the due wake-ups")
+            with contextlib.suppress(Unavailable):  # the backend is away: the next round tries again
+                await self.namespaces.settle_wake_ups()
+            keep_cancellation()
+
+    async def _drop_idle_namespaces(self) -> None:
+        idle = self.settings.limits.idle_timeout.total_seconds()
+        while True:
+            await asyncio.sleep(min(SWEEP_INTERVAL_S, idle / 4) if idle > 0 else SWEEP_INTERVAL_S)
+            dropped = await self.namespaces.drop_idle()
+            keep_cancellation()
+            if dropped:
+                log.info("dropped %d idle namespaces: %s", len(dropped), ", ".join(dropped))
 
     async def stop(self) -> None:
-        for task in (self._simulation, self._settling):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self.health.stop()
-        if self.admin_server is not None and self.admin_server is not self.server:
-            await self.admin_server.stop(self.settings.grace_seconds)
-        await self.server.stop(self.settings.grace_seconds)
-        await self.namespaces.close()
-        await self.backends.close()
+        """Stop serving: background tasks, then in-flight calls after the grace period, then the backend;
+        no step waits for longer than its bound."""
+        grace = self.settings.grace_seconds
+        await self.tasks.stop()
+        await self.health.report(False)
+        servers, self._started = self._started, []
+        await within(asyncio.gather(*(s.stop(grace) for s in servers)), grace + STOP_MARGIN_S, "gRPC stop")
+        await within(self.namespaces.close(), STOP_MARGIN_S, "closing the namespaces")
+        await within(self.backends.close(), STOP_MARGIN_S, "closing the backend")
 
     async def serve_until(self, stop: asyncio.Event) -> None:
-        """Start, then serve until ``stop`` is set, then stop gracefully."""
-        await self.start()
-        await stop.wait()
-        log.info("stopping: finishing in-flight calls (grace %.1fs)", self.settings.grace_seconds)
-        await self.stop()
+        """Start, then serve until ``stop`` is set, then stop gracefully; ``stop`` set while starting
+        (waiting for Redis, say) ends the start at once."""
+        starting = asyncio.create_task(self.start(), name="start")
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()
+                await stopping
+                log.info("stopping: finishing in-flight calls (grace %.1fs)", self.settings.grace_seconds)
+            else:
+                log.info("stopping before the emulator was ready")
+                await stop_task(starting)
+        finally:
+            stopping.cancel()
+            await self.stop()

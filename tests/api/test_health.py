@@ -17,7 +17,7 @@ SERVICES = ["", "moia.fleet.state.v1beta4.FleetStateService", "moia.fleet.state.
 
 
 class SlowToStartStore(MemoryStateStore):
-    """A memory store whose ping waits until the test lets it answer."""
+    """A memory store that answers once the test lets it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -30,13 +30,16 @@ class SlowToStartStore(MemoryStateStore):
 
 
 class SlowBackends(MemoryBackends):
-    """Memory backends whose default namespace has the slow store."""
+    """Memory backends whose default namespace has the slow store, which connecting waits for."""
 
     def __init__(self, store: SlowToStartStore) -> None:
         self.store = store
 
     def __call__(self, namespace: str) -> Backend:
         return Backend(self.store, MemoryEventLog(), MemoryStateFeed())
+
+    async def connect(self, timeout_s: float) -> None:
+        await self.store.ping()
 
 
 async def statuses(channel: grpc.aio.Channel) -> list[str]:

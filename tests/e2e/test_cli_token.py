@@ -9,6 +9,7 @@ uses a subject of its own, hence buckets of its own.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 import jwt
 import pytest
 
-from tests.e2e.cli import fleet_emulator
+from tests.e2e.cli import fleet_emulator as any_fleet_emulator
 from tests.e2e.harness import (
     GRPCURL_STATUS_EXIT_BASE,
     EmulatorProcess,
+    clean_env,
     free_port,
     get_field,
     grpcurl,
@@ -32,22 +34,30 @@ from tests.e2e.harness import (
 pytestmark = pytest.mark.e2e
 
 CLOCK = "2030-01-01T00:00:00Z"
+ADMIN_TOKEN = f"admin-{uuid.uuid4().hex}"  # --auth jwt with the admin service on the API port needs one
 V2 = "moia.fleet.state.v2.FleetStateService"
 UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED = 16, 7, 8
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    """``serve --auth jwt --rate-limits seed-001`` on a free port, its clock stopped at ``CLOCK``."""
+    """``serve --auth jwt --rate-limits seed-001`` with an admin token (from its environment variable) on a
+    free port, its clock stopped at ``CLOCK``."""
     port = free_port()
     log: Path = tmp_path_factory.mktemp("cli-token") / "serve.log"
     command = serve_command(
         "--host", "127.0.0.1", "--port", str(port), "--auth", "jwt", "--rate-limits", "seed-001"
     )
-    with serving(command, port, log) as process:
+    env = clean_env(FLEET_EMULATOR_ADMIN_TOKEN=ADMIN_TOKEN)
+    with serving(command, port, log, env) as process:
         clock = fleet_emulator("clock", "set", CLOCK, "--address", process.address)
         assert clock.returncode == 0, clock.stderr
         yield process
+
+
+def fleet_emulator(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with the emulator's admin token in its environment variable."""
+    return any_fleet_emulator(*args, FLEET_EMULATOR_ADMIN_TOKEN=ADMIN_TOKEN)
 
 
 def new_token(emulator: EmulatorProcess, *args: str) -> str:
@@ -159,3 +169,32 @@ def test_seed_001_rate_limits_show_in_headers_then_refuse_with_retry_info(emulat
     violation = error.detail("google.rpc.QuotaFailure")["violations"][0]
     assert violation == {"subject": f"client:{who}", "description": "GetFleet: 1 r/s, burst 2"}
     assert "x-flow-id" in parse_response_headers(out)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"), [("", "ADMIN_TOKEN_MISSING"), ("not-the-admin-token", "ADMIN_TOKEN_INVALID")]
+)
+def test_the_admin_service_needs_the_admin_token(emulator: EmulatorProcess, token: str, reason: str) -> None:
+    cli = any_fleet_emulator(
+        "token", "--subject", subject(), "--address", emulator.address, "--admin-token", token
+    )
+    assert cli.returncode == 1
+    assert "UNAUTHENTICATED: " in cli.stderr and reason in cli.stderr, cli.stderr
+    header = ["-H", f"authorization: Bearer {token}"] if token else []
+    for method, request in (
+        ("IssueToken", {"subject": "intruder"}),
+        ("UpdatePolicies", {"policies": {}, "update_mask": {"paths": ["auth_mode"]}}),
+        ("ListJournalEntries", {}),
+    ):
+        result = grpcurl(
+            "-plaintext",
+            *header,
+            "-d",
+            json.dumps(request),
+            emulator.address,
+            f"emulator.admin.v1.AdminService/{method}",
+        )
+        assert result.returncode == GRPCURL_STATUS_EXIT_BASE + UNAUTHENTICATED, result.stderr
+        assert parse_error(result.stderr).detail("google.rpc.ErrorInfo")["reason"] == reason
+    health = grpcurl("-plaintext", emulator.address, "grpc.health.v1.Health/Check")
+    assert health.returncode == 0 and "SERVING" in health.stdout, "health stays open"

@@ -1,26 +1,89 @@
 """Backends per namespace: ``MemoryBackends`` gives each namespace its own in-process state,
-``RedisBackends`` gives each its own key prefix on one shared Redis client (one connection pool)."""
+``RedisBackends`` gives each its own key prefix on one shared Redis client (one connection pool).
+
+At start the emulator calls ``connect``: Redis gets up to a time-out to answer (one warning while it
+waits), and a server that answers but cannot be used (not a Redis, a DB index out of range, refused
+credentials) is ``BackendUnusable`` at once. ``shared_secret`` settles the HS256 secret of the bearer
+tokens when none is configured: a random one per process in memory, one random secret created once and
+read by every replica on Redis. ``check_redis_url`` tells what is wrong with a URL before anything
+connects.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.connection import parse_url
 
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.memory import MemoryStateStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
+from fleet_emulator.backends.redis_errors import FAILURES
 from fleet_emulator.backends.redis_events import RedisEventLog, RedisStateFeed
 from fleet_emulator.backends.redis_keys import DEFAULT_PREFIX, RedisKeys
 from fleet_emulator.backends.redis_state import RedisStateStore
+from fleet_emulator.domain.background import keep_cancellation
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("memory", "redis")
 MAX_POOLED_CONNECTIONS = 1000  # redis-py's default of 100 runs out under a few hundred concurrent calls
+UNUSABLE = (
+    redis.exceptions.ResponseError,
+    redis.exceptions.InvalidResponse,
+    redis.exceptions.AuthenticationError,
+)
+SCHEMES = ("redis", "rediss", "unix")
+
+
+class BackendUnreachable(Exception):
+    """The backend did not answer within the time-out at start."""
+
+
+class BackendUnusable(Exception):
+    """The backend answered, but it cannot be used as it is configured."""
+
+
+def check_redis_url(url: str) -> str | None:
+    """What is wrong with a Redis URL, or None when redis-py can use it."""
+    if urlsplit(url).scheme not in SCHEMES:
+        return "must start with redis://, rediss:// or unix://, e.g. redis://localhost:6379/0"
+    try:
+        options = parse_url(url)
+    except ValueError as exc:
+        return str(exc)
+    database = options.get("db", 0)
+    if not isinstance(database, int) or database < 0:
+        return "the path must be a database number, e.g. /0"
+    return None
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 class Backends(Protocol):
     def __call__(self, namespace: str) -> Backend:
         """The backend of a namespace ("" is the default namespace)."""
+        ...
+
+    async def connect(self, timeout_s: float) -> None:
+        """Return once the backend answers; ``BackendUnreachable`` after ``timeout_s``, ``BackendUnusable``
+        at once when it answers but cannot be used."""
+        ...
+
+    async def shared_secret(self, candidate: str) -> str:
+        """The secret every process of the emulator uses: the first candidate offered wins."""
         ...
 
     async def close(self) -> None: ...
@@ -30,6 +93,12 @@ class MemoryBackends:
     def __call__(self, namespace: str) -> Backend:
         return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed())
 
+    async def connect(self, timeout_s: float) -> None:
+        return None
+
+    async def shared_secret(self, candidate: str) -> str:
+        return candidate
+
     async def close(self) -> None:
         return None
 
@@ -37,9 +106,9 @@ class MemoryBackends:
 class RedisBackends:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = self.connect(max_connections=MAX_POOLED_CONNECTIONS)
+        self.client = self.new_client(max_connections=MAX_POOLED_CONNECTIONS)
 
-    def connect(self, **options: Any) -> aioredis.Redis:
+    def new_client(self, **options: Any) -> aioredis.Redis:
         return aioredis.Redis.from_url(
             self.url,
             decode_responses=True,
@@ -53,8 +122,35 @@ class RedisBackends:
         """Keys under ``fleet-emulator:`` for the default namespace, ``fleet-emulator:ns:<name>:`` else;
         each stream's tail gets a connection of its own."""
         keys = RedisKeys(f"{DEFAULT_PREFIX}:ns:{namespace}" if namespace else DEFAULT_PREFIX)
-        events = RedisEventLog(self.client, keys, lambda: self.connect(single_connection_client=True))
+        events = RedisEventLog(self.client, keys, lambda: self.new_client(single_connection_client=True))
         return Backend(RedisStateStore(self.client, keys), events, RedisStateFeed(self.client, keys))
+
+    async def connect(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.1
+        while True:
+            try:
+                await self.client.ping()
+                return
+            except UNUSABLE as exc:
+                raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
+            except FAILURES as exc:
+                if time.monotonic() + delay > deadline:
+                    raise BackendUnreachable(
+                        f"Redis at {safe_url(self.url)} did not answer within {timeout_s:g} s "
+                        f"(--redis-connect-timeout): {exc}"
+                    ) from None
+                if delay == 0.1:
+                    log.warning("waiting up to %g s for Redis at %s: %s", timeout_s, safe_url(self.url), exc)
+            await asyncio.sleep(delay)
+            keep_cancellation()
+            delay = min(delay * 2, 2.0)
+
+    async def shared_secret(self, candidate: str) -> str:
+        key = RedisKeys().jwt_secret
+        await self.client.set(key, candidate, nx=True)
+        kept: Any = await self.client.get(key)
+        return str(kept)
 
     async def close(self) -> None:
         await self.client.aclose()

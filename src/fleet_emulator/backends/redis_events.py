@@ -27,6 +27,7 @@ from fleet_emulator.backends.fanout import LocalFanout, Subscription
 from fleet_emulator.backends.memory_events import epoch_ms
 from fleet_emulator.backends.redis_errors import FAILURES, mapped, unavailable
 from fleet_emulator.backends.redis_keys import RedisKeys
+from fleet_emulator.domain.background import keep_cancellation, stop_task
 from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.message_ids import ZERO, MessageId
@@ -132,6 +133,11 @@ class RedisEventLog:
         await self.keys.delete_matching(self.client, self.keys.stream_patterns)
 
 
+def _consume_outcome(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class RedisStateFeed:
     """Publishes on ``state:<fleet>``; one listener task per process delivers to local subscribers."""
 
@@ -156,6 +162,9 @@ class RedisStateFeed:
         if self._listener is None or self._listener.done():
             self._subscribed = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(), name="redis-state-feed")
+            self._listener.add_done_callback(
+                _consume_outcome
+            )  # logged in _listen; the next subscribe restarts it
         waiting = asyncio.ensure_future(self._subscribed.wait())
         done, _ = await asyncio.wait({waiting, self._listener}, return_when=asyncio.FIRST_COMPLETED)
         if waiting not in done:
@@ -164,14 +173,28 @@ class RedisStateFeed:
             raise unavailable(error or ConnectionError("listener stopped"))
 
     async def _listen(self) -> None:
+        """Deliver every state published on the namespace's channels, until Redis is lost or the feed
+        closes; a message that is not a vehicle's state is logged and skipped."""
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.psubscribe(self.keys.state_channel("*"))
             self._subscribed.set()
             async for message in pubsub.listen():
-                self.fanout.deliver(decode_as(Vehicle, json.loads(message["data"])))
+                keep_cancellation()
+                try:
+                    vehicle = decode_as(Vehicle, json.loads(message["data"]))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning(
+                        "state feed skipped a message that is no vehicle state (%s): %.200r", exc, message
+                    )
+                    continue
+                self.fanout.deliver(vehicle)
         except FAILURES as exc:
             log.warning("state feed lost Redis (%s); live state streams end with UNAVAILABLE", exc)
+            self.fanout.fail_all(unavailable(exc))
+            raise
+        except Exception as exc:
+            log.exception("state feed failed; live state streams end with UNAVAILABLE")
             self.fanout.fail_all(unavailable(exc))
             raise
         finally:
@@ -180,6 +203,4 @@ class RedisStateFeed:
 
     async def close(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *FAILURES):
-                await self._listener
+            await stop_task(self._listener)

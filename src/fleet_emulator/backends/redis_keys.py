@@ -6,7 +6,8 @@ page cursor as JSON with an expiry;
 ``seeded`` marks state that a replica has already loaded a scenario into; ``command-counts`` is a hash of
 ``<vehicle id>:<command>`` to executions, ``command:<idempotency key>`` a command result with an expiry.
 Durable streams are ``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on
-``state:<fleet>``.
+``state:<fleet>``. The HS256 secret of bearer tokens that replicas share is ``jwt-secret`` (under the
+default prefix only).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class RedisKeys:
 
     def stream_last(self, name: str) -> str:
         return f"{self.prefix}:stream-last:{name}"
+
+    @property
+    def jwt_secret(self) -> str:
+        return f"{self.prefix}:jwt-secret"
 
     def state_channel(self, fleet_id: str) -> str:
         return f"{self.prefix}:state:{fleet_id}"

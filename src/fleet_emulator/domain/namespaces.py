@@ -58,6 +58,9 @@ class NamespaceLimits:
     journal_total_bytes: int = TOTAL_BUDGET_BYTES  # all namespaces together
 
 
+DEFAULT_LIMITS = NamespaceLimits()
+
+
 @dataclass(eq=False)
 class Namespace:
     name: str
@@ -121,7 +124,7 @@ class Namespaces:
         self.clock = clock
         self.scenario = scenario
         self.stream_settings = stream_settings
-        self.limits = limits or NamespaceLimits()
+        self.limits = limits or DEFAULT_LIMITS
         self.journals = JournalPool(self.limits.journal_total_bytes)
         self.default = self._build(DEFAULT)
         self._others: dict[str, asyncio.Task[Namespace]] = {}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from fleet_emulator.domain import routes
+from fleet_emulator.domain.background import keep_cancellation
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.errors import NotFound, Unavailable
@@ -257,6 +258,7 @@ class Simulator:
                 await self.step()
             except Unavailable as exc:
                 log.warning("simulation step skipped: %s", exc)
+            keep_cancellation()
             await asyncio.sleep(1 / self.rate_hz)
 
     async def step(self) -> int:

@@ -10,7 +10,6 @@ instead of silently skipping events.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 from fleet_emulator.backends.base import EventLog, StateStore
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.access import check_fleet
+from fleet_emulator.domain.background import keep_cancellation
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import NotFound, OutOfRange, Violations
 from fleet_emulator.domain.events import Event, LogEntry
@@ -30,18 +30,6 @@ DEFAULT_RETENTION = timedelta(hours=24)
 POLL_BATCH = 100
 REPLAY_BATCH = 500
 WAIT_S = 1.0
-
-
-def _keep_cancellation() -> None:
-    """Raise a cancellation that a read swallowed, so that a reader whose client went away stops.
-
-    On Python 3.11 both asyncio's time-outs (memory) and redis-py (Redis) can return normally from an
-    await although the task was cancelled meanwhile (seen with about half of the dropped streams on
-    Redis); the task still counts the request.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def vehicle_events_id(fleet_id: str) -> str:
@@ -90,7 +78,7 @@ class EventStreams:
         async with self.log.tail(event_id) as tail:
             while True:  # a wait returns at once when entries follow the cursor: replay, then tail
                 entries = await tail.wait(cursor, self.settings.replay_batch, self.settings.wait_s)
-                _keep_cancellation()
+                keep_cancellation()  # a read may have swallowed the client's going away
                 self._check_no_gap(cursor, entries)
                 for entry in entries:
                     yield entry.event, entry.message_id
