@@ -41,6 +41,20 @@ async def test_round_trips_every_field_of_the_demo(store: StateStore) -> None:
         assert await store.get_vehicle(v.id) == v
 
 
+async def test_put_all_stores_a_scenario_at_once(store: StateStore) -> None:
+    many = [vehicle(n, "a" if n % 3 else "b") for n in range(1, 1201)]  # more than one batch
+    fleets = [Fleet(i, i.upper(), "City", "UTC", NOW) for i in ("b", "a")]
+    await store.put_all(fleets, many)
+    assert [f.id for f in await store.list_fleets("", 10)] == ["a", "b"]
+    assert await store.count_vehicles("a") == 800
+    assert await store.count_vehicles("b") == 400
+    assert await store.get_vehicle(many[-1].id) == many[-1]
+    moved = [dataclasses.replace(v, fleet_id="a") for v in many if v.fleet_id == "b"]
+    await store.put_all([], moved)  # a vehicle that moves leaves its old fleet, as with put_vehicle
+    assert (await store.count_vehicles("a"), await store.count_vehicles("b")) == (1200, 0)
+    assert [v.id for v in await store.list_vehicles("a", "", 1200)] == sorted(v.id for v in many)
+
+
 async def test_lists_in_id_order_after_a_key(store: StateStore) -> None:
     await fill(store)
     assert [f.id for f in await store.list_fleets("", 10)] == ["a", "b", "c"]

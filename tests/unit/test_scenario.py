@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet_emulator.domain.models import ConnectivityState, OperationalStatus
-from fleet_emulator.domain.scenario import ScenarioError, load_scenario
+from fleet_emulator.domain.scenario import ScenarioError, load_scenario, parse_scenario
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -101,3 +102,53 @@ def test_the_demo_and_the_readme_example_follow_the_schema(tmp_path: Path) -> No
 def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path / "absent.yaml", NOW)
+
+
+BOMB = "\n".join(
+    [
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+        "fleets: []",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BOMB, "x.yaml:1: YAML anchors and aliases (&name, *name) are not allowed"),
+        ("fleets:\n  - &f {id: a}\n", "x.yaml:2: YAML anchors and aliases"),
+        ("fleets: []\nx: " + "[" * 50 + "]" * 50, "x.yaml:2: nested more than 20 deep"),
+        (
+            "fleets:\n - id: a\n   generate: {count: 10001}\n",
+            "fleets[0].generate.count: 10001 is greater than",
+        ),
+        (
+            "fleets:\n" + "".join(f" - id: f{i}\n   generate: {{count: 4000}}\n" for i in range(3)),
+            "x.yaml: fleets: 12000 vehicles in all; a scenario may have 10000",
+        ),
+        (
+            "fleets:\n - id: a\n   vehicle_spec: {battery_capacity_kwh: .inf}\n",
+            "x.yaml:3: fleets[0].vehicle_spec.battery_capacity_kwh: must be a finite number",
+        ),
+        ("fleets:\n - id: a\n   city: " + "x" * 201 + "\n", "x.yaml:3: fleets[0].city: "),
+        (
+            "fleets: []\n#" + "x" * (4 * 1024 * 1024),
+            "x.yaml: is 4194316 characters long; a scenario may have 4194304",
+        ),
+    ],
+    ids=["alias-bomb", "anchor", "deep", "count", "total", "infinite", "long-text", "huge-text"],
+)
+def test_what_a_scenario_may_cost_is_bounded_before_it_is_built(text: str, problem: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError) as refused:
+        parse_scenario(text, "x.yaml", NOW)
+    assert problem in str(refused.value)
+    assert time.perf_counter() - started < 5, "refused without expanding or building it"
+
+
+def test_ten_thousand_vehicles_load_with_unique_ids_across_fleets() -> None:
+    text = "fleets:\n" + "".join(f" - id: f{i}\n   generate: {{count: 2000}}\n" for i in range(5))
+    scenario = parse_scenario(text, "x.yaml", NOW)
+    assert len({v.id for v in scenario.vehicles}) == 10_000
+    assert Counter(v.fleet_id for v in scenario.vehicles) == {f"f{i}": 2000 for i in range(5)}

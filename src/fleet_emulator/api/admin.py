@@ -6,6 +6,7 @@ adapter; every method works on the namespace of the call, except the clock, whic
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from typing import Any
 
@@ -27,6 +28,7 @@ from fleet_emulator.domain.service import FleetView
 ADAPTER = V2Servicer.adapter
 Context = Any
 MAX_JOURNAL_PAGE = 1000
+MAX_SOURCE = 200
 
 
 class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminServiceServicer):
@@ -50,8 +52,9 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
     async def LoadScenario(
         self, request: pb.LoadScenarioRequest, context: Context
     ) -> pb.LoadScenarioResponse:
-        try:
-            scenario = parse_scenario(request.yaml, request.source or "request", self.clock.now())
+        source = request.source[:MAX_SOURCE] or "request"
+        try:  # plain CPU work of bounded size (scenario.py), off the event loop
+            scenario = await asyncio.to_thread(parse_scenario, request.yaml, source, self.clock.now())
         except ScenarioError as exc:
             problems = [FieldViolation("yaml", line) for line in str(exc).splitlines()]
             raise InvalidArgument(reasons.SCENARIO_INVALID, problems) from exc

@@ -11,7 +11,7 @@ contract suite in ``tests/contract``; backend-specific failures are mapped at th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +40,11 @@ class StateStore(Protocol):
         ...
 
     async def put_fleet(self, fleet: Fleet) -> None: ...
+
+    async def put_all(self, fleets: Sequence[Fleet], vehicles: Sequence[Vehicle]) -> None:
+        """Create or replace many fleets and vehicles, as ``put_fleet`` and ``put_vehicle`` would one by one
+        (a scenario's: thousands at once)."""
+        ...
 
     async def get_fleet(self, fleet_id: str) -> Fleet | None: ...
 

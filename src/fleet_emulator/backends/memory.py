@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from datetime import timedelta
 
 from fleet_emulator.domain.models import Fleet, Vehicle
@@ -48,6 +49,12 @@ class MemoryStateStore:
             bisect.insort(self._fleet_ids, fleet.id)
             self._vehicle_ids[fleet.id] = []
         self._fleets[fleet.id] = fleet
+
+    async def put_all(self, fleets: Sequence[Fleet], vehicles: Sequence[Vehicle]) -> None:
+        for fleet in fleets:
+            await self.put_fleet(fleet)
+        for vehicle in vehicles:
+            await self.put_vehicle(vehicle)
 
     async def get_fleet(self, fleet_id: str) -> Fleet | None:
         return self._fleets.get(fleet_id)

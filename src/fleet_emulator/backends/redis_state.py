@@ -9,6 +9,7 @@ time-outs of redis-py are mapped at this boundary (``redis_errors.py``) to ``Una
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
+
+BATCH = 500
 
 
 class RedisStateStore:
@@ -44,6 +47,28 @@ class RedisStateStore:
             tx.hset(self.keys.fleets, fleet.id, json.dumps(encode(fleet)))
             tx.zadd(self.keys.fleet_ids, {fleet.id: 0})
             await tx.execute()
+
+    @mapped
+    async def put_all(self, fleets: Sequence[Fleet], vehicles: Sequence[Vehicle]) -> None:
+        """Pipelined in transactions of ``BATCH`` items; vehicles that move to another fleet leave the old
+        fleet's set, as in ``put_vehicle``."""
+        for start in range(0, len(fleets), BATCH):
+            async with self.client.pipeline(transaction=True) as tx:
+                for fleet in fleets[start : start + BATCH]:
+                    tx.hset(self.keys.fleets, fleet.id, json.dumps(encode(fleet)))
+                    tx.zadd(self.keys.fleet_ids, {fleet.id: 0})
+                await tx.execute()
+        for start in range(0, len(vehicles), BATCH):
+            batch = vehicles[start : start + BATCH]
+            raws: list[Any] = await self.client.hmget(self.keys.vehicles, [v.id for v in batch])
+            async with self.client.pipeline(transaction=True) as tx:
+                for vehicle, raw in zip(batch, raws, strict=True):
+                    old_fleet = json.loads(raw)["fleet_id"] if raw else vehicle.fleet_id
+                    if old_fleet != vehicle.fleet_id:
+                        tx.zrem(self.keys.fleet_vehicle_ids(old_fleet), vehicle.id)
+                    tx.hset(self.keys.vehicles, vehicle.id, json.dumps(encode(vehicle)))
+                    tx.zadd(self.keys.fleet_vehicle_ids(vehicle.fleet_id), {vehicle.id: 0})
+                await tx.execute()
 
     @mapped
     async def get_fleet(self, fleet_id: str) -> Fleet | None:

@@ -22,19 +22,28 @@ KIND = "kind"
 
 
 def encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        tagged = _union_fields(type(value))
-        return {
-            f.name: (encode_tagged if f.name in tagged else encode)(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-        }
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [encode(v) for v in value]
-    return value
+    encoder = _encoders.get(type(value))
+    if encoder is None:
+        encoder = _encoders[type(value)] = _encoder(type(value))
+    return encoder(value)
+
+
+def _encoder(kind: type) -> Callable[[Any], Any]:
+    """A function encoding values of exactly this type, worked out once per type."""
+    if dataclasses.is_dataclass(kind):
+        tagged = _union_fields(kind)
+        steps = [(f.name, encode_tagged if f.name in tagged else encode) for f in dataclasses.fields(kind)]
+        return lambda value: {name: step(getattr(value, name)) for name, step in steps}
+    if issubclass(kind, enum.Enum):
+        return lambda value: value.name
+    if issubclass(kind, datetime):
+        return lambda value: value.isoformat()
+    if issubclass(kind, tuple | list):
+        return lambda value: [encode(v) for v in value]
+    return _identity
+
+
+_encoders: dict[type, Callable[[Any], Any]] = {}
 
 
 def encode_tagged(value: Any) -> dict[str, Any]:

@@ -4,6 +4,13 @@ A file is checked against ``scenarios/scenario.schema.json`` (JSON Schema) first
 with the file, the line and the path of the field. A fleet lists explicit ``vehicles`` and/or asks to
 ``generate`` a number of them around its ``area``; generated vehicles and the defaults of explicit ones
 are deterministic for the scenario's ``seed``.
+
+Scenarios come from clients too (the admin ``LoadScenario``), so what one may cost is bounded before it is
+built, as the schema states: at most ``MAX_TEXT`` characters, no YAML aliases or anchors (a few hundred
+bytes of aliases expand to gigabytes), nesting at most ``MAX_DEPTH`` deep, finite numbers only, and at most
+``MAX_VEHICLES`` vehicles in all. Parsing uses libyaml when PyYAML has it; the slower pass that finds the
+line of a problem runs only when there is one. It is plain CPU work: callers on an event loop run it in a
+thread.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import json
 import math
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -29,6 +37,10 @@ from fleet_emulator.domain.models import Fleet, Vehicle
 
 DEMO = "demo.yaml"
 MAX_REPORTED = 10
+MAX_TEXT = 4 * 1024 * 1024
+MAX_DEPTH = 20
+MAX_VEHICLES = 10_000
+LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ENUM_FIELDS: dict[str, type[Enum]] = {
     "connectivity": models.ConnectivityState,
     "operational_status": models.OperationalStatus,
@@ -81,23 +93,53 @@ def load_scenario(path: str | Path | None, now: datetime) -> Scenario:
 
 def parse_scenario(text: str, source: str, now: datetime) -> Scenario:
     """A scenario from YAML text; ``source`` names it in errors."""
+    if len(text) > MAX_TEXT:
+        raise ScenarioError(f"{source}: is {len(text)} characters long; a scenario may have {MAX_TEXT}")
     try:
-        data, root = yaml.safe_load(text), yaml.compose(text)
+        _check_shape(text, source)
+        data = yaml.load(text, Loader=LOADER)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{source}: not valid YAML: {exc}") from exc
-    validate(data, root, source)
+    validate(data, text, source)
     return build(data, now, source)
 
 
-def validate(data: Any, root: yaml.Node | None, source: str) -> None:
-    """Raise one ``ScenarioError`` listing every schema violation with its line and field path."""
+def _check_shape(text: str, source: str) -> None:
+    """Refuse aliases and anchors, and nesting deeper than ``MAX_DEPTH``, from the parser's events."""
+    depth = 0
+    for event in yaml.parse(text, Loader=LOADER):
+        line = event.start_mark.line + 1 if event.start_mark is not None else 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise ScenarioError(f"{source}:{line}: YAML anchors and aliases (&name, *name) are not allowed")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ScenarioError(f"{source}:{line}: nested more than {MAX_DEPTH} deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def validate(data: Any, text: str, source: str) -> None:
+    """Raise one ``ScenarioError`` listing every schema violation (and number that is not finite) with its
+    line and field path."""
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data), key=lambda e: list(e.path))
-    if errors:
-        lines = []
-        for error in errors[:MAX_REPORTED]:
-            path = [*error.absolute_path, *_named_fields(error)[:1]]
-            lines.append(f"{source}:{_line(root, path)}: {_dotted(path)}: {error.message}")
-        raise ScenarioError("\n".join(lines))
+    problems = [([*e.absolute_path, *_named_fields(e)[:1]], e.message) for e in errors[:MAX_REPORTED]]
+    problems += [(path, "must be a finite number, not .nan or .inf") for path in _not_finite(data, [])]
+    if problems:
+        root = yaml.compose(text, Loader=LOADER)  # only now: needed only for the lines
+        lines = [f"{source}:{_line(root, path)}: {_dotted(path)}: {what}" for path, what in problems]
+        raise ScenarioError("\n".join(lines[:MAX_REPORTED]))
+
+
+def _not_finite(data: Any, path: list[Any]) -> list[list[Any]]:
+    """Paths of the floats in ``data`` that are NaN or infinite."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [path]
+    if isinstance(data, dict):
+        return [p for key, value in data.items() for p in _not_finite(value, [*path, key])]
+    if isinstance(data, list):
+        return [p for index, value in enumerate(data) for p in _not_finite(value, [*path, index])]
+    return []
 
 
 def _named_fields(error: jsonschema.ValidationError) -> list[str]:
@@ -136,6 +178,9 @@ def _line(node: yaml.Node | None, path: list[Any]) -> int:
 
 
 def build(data: dict[str, Any], now: datetime, source: str) -> Scenario:
+    total = sum(len(f.get("vehicles", [])) + f.get("generate", {}).get("count", 0) for f in data["fleets"])
+    if total > MAX_VEHICLES:
+        raise ScenarioError(f"{source}: fleets: {total} vehicles in all; a scenario may have {MAX_VEHICLES}")
     rng = random.Random(data.get("seed", 0))
     fleets: list[Fleet] = []
     vehicles: list[Vehicle] = []
@@ -158,11 +203,10 @@ def build(data: dict[str, Any], now: datetime, source: str) -> Scenario:
         for k in range(generate.get("count", 0)):
             vehicles.append(generated(rng, fleet.id, str(first + k), spec, area, now))
     for kind, ids in (("fleet", [f.id for f in fleets]), ("vehicle", [v.id for v in vehicles])):
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
         if duplicates:
-            raise ScenarioError(
-                f"{source}: fleets: {kind} ids must be unique; repeated: {', '.join(duplicates)}"
-            )
+            shown = ", ".join(duplicates[:MAX_REPORTED]) + (", ..." if len(duplicates) > MAX_REPORTED else "")
+            raise ScenarioError(f"{source}: fleets: {kind} ids must be unique; repeated: {shown}")
     return Scenario(str(data.get("name", "unnamed")), tuple(fleets), tuple(vehicles))
 
 

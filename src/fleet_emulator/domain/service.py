@@ -45,10 +45,7 @@ class FleetService:
         """Load the scenario unless another replica already did on this store; True if it was loaded."""
         if not await self.store.claim_seeding():
             return False
-        for fleet in scenario.fleets:
-            await self.store.put_fleet(fleet)
-        for vehicle in scenario.vehicles:
-            await self.store.put_vehicle(vehicle)
+        await self.store.put_all(scenario.fleets, scenario.vehicles)
         return True
 
     async def list_fleets(self, page_size: int, page_token: str) -> Page[FleetView]:
