@@ -120,8 +120,8 @@ async def test_polling_follows_the_same_ids(target: Target) -> None:
         pb.PollRequest(event_id=STREAM, last_message_id=start.message_id)
     )
     assert (list(again.events), again.message_id) == ([], start.message_id)
-    for soc in range(1, 151):
-        await set_soc(target.admin, soc)
+    for step in range(1, 151):
+        await set_soc(target.admin, step / 2)  # 150 distinct states of charge within 0..100
     first = await target.api.PollVehicleEvents(
         pb.PollRequest(event_id=STREAM, last_message_id=start.message_id)
     )
@@ -130,7 +130,7 @@ async def test_polling_follows_the_same_ids(target: Target) -> None:
         pb.PollRequest(event_id=STREAM, last_message_id=first.message_id)
     )
     socs = [e.battery_changed.state_of_charge_percent for e in [*first.events, *second.events]]
-    assert socs == list(range(1, 151))
+    assert socs == [step / 2 for step in range(1, 151)]
 
 
 async def test_admin_publishes_an_arbitrary_event(target: Target) -> None:

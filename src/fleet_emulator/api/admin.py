@@ -21,6 +21,7 @@ from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.errors import FieldViolation, InvalidArgument, NotFound, Violations
+from fleet_emulator.domain.field_paths import FieldPath
 from fleet_emulator.domain.namespaces import Namespace, Namespaces
 from fleet_emulator.domain.scenario import ScenarioError, parse_scenario
 from fleet_emulator.domain.service import FleetView
@@ -89,7 +90,7 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
         self, request: pb.UpdateVehicleRequest, context: Context
     ) -> pb.UpdateVehicleResponse:
         updates = (await self._namespace()).emulation.updates
-        paths = [ADAPTER.domain_path(p) for p in request.update_mask.paths]
+        paths = [FieldPath(p, ADAPTER.domain_path(p)) for p in request.update_mask.paths]
         source = ADAPTER.vehicle_from(request.vehicle)
         vehicle, events = await updates.update_paths(request.vehicle.id, source, paths)
         return pb.UpdateVehicleResponse(

@@ -18,7 +18,8 @@ def rule_from(message: pb.Fault) -> faults.FaultRule:
     if kind == "fail":
         fail = message.fail
         reason = fail.reason or faults.DEFAULT_FAULT_REASON
-        action = faults.FailCall(fail.code, fail.message, reason, tuple(fail.details))
+        size = sum(d.ByteSize() for d in fail.details)
+        action = faults.FailCall(fail.code, fail.message, reason, tuple(fail.details), size)
     elif kind == "latency":
         action = faults.AddLatency(timedelta_of(message.latency.delay))
     elif kind == "break_stream":

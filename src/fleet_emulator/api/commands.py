@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 from fleet_emulator.api.convert import VersionAdapter
 from fleet_emulator.api.fleet_state import Context, answer
 from fleet_emulator.domain.events import VehicleCommand
+from fleet_emulator.domain.field_paths import FieldPath
 from fleet_emulator.domain.namespaces import Namespaces
-from fleet_emulator.domain.vehicle_edits import FieldPath
 
 
 class CommandsApi:

@@ -43,6 +43,14 @@ class PreconditionViolation:
     description: str
 
 
+MAX_SHOWN = 60
+
+
+def shown(text: str, most: int = MAX_SHOWN) -> str:
+    """Client input quoted in an error message, cut short: the message travels in a trailer."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 class EmulatorError(Exception):
     """Base of every error a client may see; never raised itself."""
 

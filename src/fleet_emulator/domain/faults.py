@@ -10,15 +10,30 @@ Rules are tried in creation order; the first that matches and fires acts.
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import DeadlineExceeded, EmulatorError, Unavailable, Violations
+from fleet_emulator.domain.errors import (
+    DeadlineExceeded,
+    EmulatorError,
+    FailedPrecondition,
+    PreconditionViolation,
+    Unavailable,
+    Violations,
+)
+from fleet_emulator.domain.validation import canonical_vehicle_id, check_fleet_id
 
 DEFAULT_FAULT_REASON = "FAULT_INJECTED"
+MAX_RULES = 1000  # a namespace's
+MAX_METHOD = 200
+MAX_MESSAGE = 1024
+MAX_DETAILS_BYTES = 2048
+MAX_REASON = 63
+REASON = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 DEADLINE_EXCEEDED = 4
 UNAVAILABLE = 14
 
@@ -29,6 +44,7 @@ class FailCall:
     message: str
     reason: str = DEFAULT_FAULT_REASON
     details: tuple[Any, ...] = ()  # packed google.protobuf.Any messages, opaque to the domain
+    details_size: int = 0  # their bytes, as the API layer measured them
 
 
 @dataclass(frozen=True)
@@ -117,10 +133,17 @@ class FaultRule:
 
 
 def check_rule(rule: FaultRule) -> None:
-    """INVALID_ARGUMENT naming every field of a rule that cannot work."""
+    """INVALID_ARGUMENT naming every field of a rule that cannot work, or whose texts and details would
+    not fit an error's trailers."""
     violations = Violations()
     if not rule.method:
         violations.add("fault.method", 'is required: a method name, a full name or "*"')
+    elif len(rule.method) > MAX_METHOD:
+        violations.add("fault.method", f"must be at most {MAX_METHOD} characters")
+    if rule.fleet_id:
+        check_fleet_id(rule.fleet_id, violations, "fault.fleet_id")
+    if rule.vehicle_id:
+        canonical_vehicle_id(rule.vehicle_id, violations, "fault.vehicle_id")
     if rule.times < 0:
         violations.add("fault.times", "must not be negative")
     if not 0 <= rule.probability <= 1:
@@ -128,8 +151,17 @@ def check_rule(rule: FaultRule) -> None:
     if 0 < rule.probability < 1 and not rule.seed:
         violations.add("fault.seed", "is required with a probability below 1, so that runs repeat")
     action = rule.action
-    if isinstance(action, FailCall) and not 1 <= action.code <= 16:
-        violations.add("fault.fail.code", "must be a google.rpc.Code other than OK (1 to 16)")
+    if isinstance(action, FailCall):
+        if not 1 <= action.code <= 16:
+            violations.add("fault.fail.code", "must be a google.rpc.Code other than OK (1 to 16)")
+        if len(action.reason) > MAX_REASON or not REASON.fullmatch(action.reason):
+            violations.add("fault.fail.reason", "must be UPPER_SNAKE_CASE, at most 63 characters")
+        if len(action.message) > MAX_MESSAGE:
+            violations.add("fault.fail.message", f"must be at most {MAX_MESSAGE} characters")
+        if action.details_size > MAX_DETAILS_BYTES:
+            violations.add("fault.fail.details", f"must take at most {MAX_DETAILS_BYTES} bytes together")
+    if isinstance(action, BreakStream) and len(action.message) > MAX_MESSAGE:
+        violations.add("fault.break_stream.message", f"must be at most {MAX_MESSAGE} characters")
     if isinstance(action, BreakStream) and not 1 <= action.code <= 16:
         violations.add("fault.break_stream.code", "must be a google.rpc.Code other than OK (1 to 16)")
     if isinstance(action, STREAM_ONLY) and action.after_messages < 0:
@@ -151,6 +183,12 @@ class FaultBook:
 
     def add(self, rule: FaultRule) -> FaultRule:
         check_rule(rule)
+        if len(self.rules) >= MAX_RULES:
+            raise FailedPrecondition(
+                reasons.FAULT_LIMIT_REACHED,
+                f"the namespace has {MAX_RULES} fault rules, as many as it may keep: delete some first",
+                [PreconditionViolation("FAULT_RULES", "faults", f"at most {MAX_RULES} rules a namespace")],
+            )
         self.rules.append(rule)
         return rule
 

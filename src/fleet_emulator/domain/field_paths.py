@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fleet_emulator.domain.errors import Violations
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """A field path of an update mask as the client wrote it (``properties.seats``) and in domain names
+    (``spec.seats``)."""
+
+    name: str
+    domain: str
+
+
+def resolves(kind: type, path: str) -> bool:
+    """Whether the dotted path names a field of the dataclass ``kind`` (at any depth)."""
+    return _resolves(kind, path.split("."))
 
 
 def check_paths(kind: type, paths: list[str], immutable: frozenset[str], violations: Violations) -> None:

@@ -16,8 +16,12 @@ _VALID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 current_flow_id: ContextVar[str] = ContextVar("current_flow_id", default="")
 
 
+def is_valid_flow_id(text: str) -> bool:
+    return _VALID.fullmatch(text) is not None
+
+
 def choose_flow_id(sent_by_client: str | None) -> str:
     """The client's flow id when it is a sane header value, otherwise a new UUID."""
-    if sent_by_client and _VALID.fullmatch(sent_by_client):
+    if sent_by_client and is_valid_flow_id(sent_by_client):
         return sent_by_client
     return str(uuid.uuid4())

@@ -27,6 +27,7 @@ from fleet_emulator.domain.models import (
 )
 from fleet_emulator.domain.scenario import DOOR_POSITIONS
 from fleet_emulator.domain.validation import canonical_vehicle_id, check_fleet_id
+from fleet_emulator.domain.value_checks import check_value
 
 FLEET_IMMUTABLE = frozenset({"id", "update_time"})
 
@@ -57,6 +58,7 @@ class Inventory:
     async def create_fleet(self, fleet: Fleet) -> Fleet:
         violations = Violations()
         check_fleet_id(fleet.id, violations, "fleet.id")
+        check_value(fleet, "fleet", violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
         if await self.store.get_fleet(fleet.id) is not None:
             raise AlreadyExists(
@@ -76,6 +78,7 @@ class Inventory:
         violations = Violations()
         check_fleet_id(fleet_id, violations, "fleet.id")
         check_paths(Fleet, paths, FLEET_IMMUTABLE, violations)
+        check_value(source, "fleet", violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
         old = await existing_fleet(self.store, fleet_id)
         changed = dataclasses.replace(copy_paths(old, source, paths), update_time=self.clock.now())
@@ -92,6 +95,7 @@ class Inventory:
             canonical_vehicle_id(vehicle.id, violations, "vehicle.id") if vehicle.id else str(uuid.uuid4())
         )
         check_fleet_id(vehicle.fleet_id, violations, "vehicle.fleet_id")
+        check_value(vehicle, "vehicle", violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
         await existing_fleet(self.store, vehicle.fleet_id)
         if await self.store.get_vehicle(vehicle_id) is not None:

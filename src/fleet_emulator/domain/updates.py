@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fleet_emulator.backends.base import StateFeed, StateStore
 from fleet_emulator.domain import reasons
@@ -15,7 +15,8 @@ from fleet_emulator.domain.changes import changes_between, event_for
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.events import Event
-from fleet_emulator.domain.field_paths import check_paths, copy_paths
+from fleet_emulator.domain.field_paths import FieldPath, copy_paths, resolves
+from fleet_emulator.domain.field_paths import check_paths as check_field_paths
 from fleet_emulator.domain.flow import current_flow_id
 from fleet_emulator.domain.keyed_locks import KeyedLocks
 from fleet_emulator.domain.lookups import existing_vehicle
@@ -23,6 +24,8 @@ from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH, Vehicle
 from fleet_emulator.domain.streams import EventStreams
 from fleet_emulator.domain.validation import canonical_vehicle_id
+from fleet_emulator.domain.value_checks import check_paths as check_values_at
+from fleet_emulator.domain.value_checks import check_value
 
 IMMUTABLE = frozenset({"id", "fleet_id", "update_time", "etag", "wake_up"})
 
@@ -65,14 +68,18 @@ class VehicleUpdates:
         return new, emitted
 
     async def update_paths(
-        self, vehicle_id: str, source: Vehicle, paths: list[str]
+        self, vehicle_id: str, source: Vehicle, paths: Sequence[FieldPath]
     ) -> tuple[Vehicle, list[Event]]:
-        """Set the parts of a vehicle named by ``paths`` (domain names) to their values in ``source``."""
+        """Set the parts of a vehicle named by ``paths`` to their values in ``source``, which must be values
+        a vehicle may hold (``value_checks.py``)."""
         violations = Violations()
         canonical = canonical_vehicle_id(vehicle_id, violations, "vehicle.id")
-        check_paths(Vehicle, paths, IMMUTABLE, violations)
+        domain = [p.domain for p in paths]
+        check_field_paths(Vehicle, domain, IMMUTABLE, violations)
+        valid = [p for p in paths if p.domain not in IMMUTABLE and resolves(Vehicle, p.domain)]
+        check_values_at(source, valid, "vehicle", violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
-        return await self.update(canonical, lambda old: copy_paths(old, source, paths))
+        return await self.update(canonical, lambda old: copy_paths(old, source, domain))
 
     async def publish(self, event: Event) -> tuple[MessageId, Event]:
         """Publish an event as given, filling in what is empty: id, fleet, times, flow id."""
@@ -80,6 +87,7 @@ class VehicleUpdates:
         vehicle_id = canonical_vehicle_id(event.vehicle_id, violations, "event.vehicle_id")
         if event.change is None:
             violations.add("event.change", "one kind of change is required")
+        check_value(event, "event", violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
         vehicle = await existing_vehicle(self.store, vehicle_id)
         now = self.clock.now()

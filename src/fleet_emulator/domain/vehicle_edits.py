@@ -11,43 +11,22 @@ across replicas on one Redis the read and the write are not one atomic step, and
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from fleet_emulator.backends.base import StateStore
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import Aborted, Violations
-from fleet_emulator.domain.field_paths import copy_paths
+from fleet_emulator.domain.errors import Aborted, Violations, shown
+from fleet_emulator.domain.field_paths import FieldPath, copy_paths
 from fleet_emulator.domain.lookups import existing_vehicle
 from fleet_emulator.domain.models import OperationalStatus, Vehicle, VehicleSpec
 from fleet_emulator.domain.updates import VehicleUpdates
 from fleet_emulator.domain.validation import canonical_vehicle_id
+from fleet_emulator.domain.value_checks import CHECKS, MAX_LABEL, check_paths, text
 from fleet_emulator.domain.wake_ups import WakeUps
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(VehicleSpec))
 EDITABLE = frozenset({"label", "operational_status", "spec", *(f"spec.{name}" for name in SPEC_FIELDS)})
-MAX_LABEL = 64
-MAX_TEXT = 200
-
-
-def _text(most: int, required: bool = False) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if required and not value.strip():
-            return "must not be empty"
-        return f"must be at most {most} characters" if len(value) > most else None
-
-    return check
-
-
-def _number(low: float, high: float, zero_too: bool = False) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if (zero_too and value == 0) or (math.isfinite(value) and low <= value <= high):
-            return None
-        return f"must be {'0 (unknown) or ' if zero_too else ''}between {low:g} and {high:g}"
-
-    return check
 
 
 def _known_status(value: Any) -> str | None:
@@ -57,28 +36,7 @@ def _known_status(value: Any) -> str | None:
     return None
 
 
-CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "label": _text(MAX_LABEL, required=True),
-    "operational_status": _known_status,
-    "make": _text(MAX_TEXT),
-    "model": _text(MAX_TEXT),
-    "license_plate": _text(MAX_TEXT),
-    "vin": _text(MAX_TEXT),
-    "model_year": _number(1886, 2100, zero_too=True),
-    "seats": _number(0, 100),
-    "battery_capacity_kwh": _number(0, 1000),
-}
-
-
-@dataclass(frozen=True)
-class FieldPath:
-    name: str  # as the client wrote it
-    domain: str
-
-
-def _shown(text: str, most: int = 60) -> str:
-    """Client input quoted in an error message, cut short: the message travels in a trailer."""
-    return text if len(text) <= most else text[: most - 1] + "…"
+EDIT_CHECKS = {**CHECKS, "label": text(MAX_LABEL, required=True), "operational_status": _known_status}
 
 
 def _check(source: Vehicle, paths: Sequence[FieldPath], violations: Violations) -> None:
@@ -88,20 +46,10 @@ def _check(source: Vehicle, paths: Sequence[FieldPath], violations: Violations) 
         if path.domain not in EDITABLE:
             violations.add(
                 "update_mask",
-                f"{_shown(path.name)!r} cannot be changed: UpdateVehicle changes label, "
+                f"{shown(path.name)!r} cannot be changed: UpdateVehicle changes label, "
                 "operational_status and the static description (all of it or its fields)",
             )
-            continue
-        head, _, leaf = path.domain.partition(".")
-        if head != "spec":
-            values = {head: getattr(source, head)}
-        else:
-            values = {n: getattr(source.spec, n) for n in ([leaf] if leaf else SPEC_FIELDS)}
-        for name, value in values.items():
-            problem = CHECKS[name](value) if name in CHECKS else None
-            if problem:
-                where = path.name if name in (head, leaf) else f"{path.name}.{name}"
-                violations.add(f"vehicle.{where}", problem)
+    check_paths(source, [p for p in paths if p.domain in EDITABLE], "vehicle", violations, EDIT_CHECKS)
 
 
 def _matches(etag: str, current: str) -> bool:
