@@ -27,6 +27,7 @@ from fleet_emulator.domain.namespaces import DEFAULT_LIMITS, NamespaceLimits
 from fleet_emulator.domain.policies import AuthMode, Policies
 from fleet_emulator.domain.rate_rules import PRESETS, RateRulesError, rules_from
 from fleet_emulator.domain.scenario import ScenarioError
+from fleet_emulator.domain.streams import MAX_LENGTH
 from fleet_emulator.server import ADMIN_OFF, ADMIN_SAME_PORT, Emulator, Settings, StartupError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -169,6 +170,12 @@ class ByteSize(click.ParamType[int, Any]):
     default="24h",
     type=Duration(minimum=timedelta(seconds=1), maximum=MAX_RETENTION),
     help="How long durable streams keep events (on the emulator's clock), at most 365d.",
+)
+@option(
+    "--max-stream-length",
+    default=MAX_LENGTH,
+    type=click.IntRange(1, 10_000_000),
+    help="Events a durable stream keeps at most, however recent; older ones go as if expired.",
 )
 @option(
     "--admin-port",
@@ -337,6 +344,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
         redis_url=url,
         redis_connect_timeout=options["redis_connect_timeout"],
         retention=options["retention"],
+        max_stream_length=options["max_stream_length"],
         admin_port=admin,
         admin_token=admin_token,
         simulate=options["simulate"],

@@ -36,7 +36,7 @@ from fleet_emulator.domain.namespaces import DEFAULT_LIMITS, NamespaceLimits, Na
 from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.simulator import Simulator
-from fleet_emulator.domain.streams import DEFAULT_RETENTION, StreamSettings
+from fleet_emulator.domain.streams import DEFAULT_RETENTION, MAX_LENGTH, StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     redis_connect_timeout: timedelta = timedelta(seconds=30)
     retention: timedelta = DEFAULT_RETENTION
+    max_stream_length: int = MAX_LENGTH
     admin_port: int = ADMIN_SAME_PORT  # a port of its own (0: a free one), or ADMIN_SAME_PORT, ADMIN_OFF
     admin_token: str = ""  # when set, every admin call needs it as its bearer token
     simulate: bool = False  # `serve` turns it on by default; in-process emulators (tests) stay still
@@ -125,7 +126,7 @@ class Emulator:
         self.clock = clock or EmulatorClock()
         self.backends = backends or backends_for(settings.backend, settings.redis_url)
         scenario = load_scenario(settings.scenario, self.clock.now())
-        streams = StreamSettings(retention=settings.retention)
+        streams = StreamSettings(retention=settings.retention, max_length=settings.max_stream_length)
         self.namespaces = Namespaces(
             self.backends,
             self.clock,

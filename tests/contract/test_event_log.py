@@ -47,6 +47,16 @@ async def test_read_after_is_exclusive_ordered_and_limited(events: EventLog) -> 
     assert await events.read("nothing-here", ZERO, 10) == []
 
 
+async def test_a_length_limit_keeps_only_the_newest_entries(events: EventLog) -> None:
+    ids = [
+        await events.append("s", event(n), T0 + timedelta(seconds=n), FOREVER, max_length=3) for n in range(7)
+    ]
+    retained = await events.read("s", ZERO, 100)
+    assert [e.message_id for e in retained] == ids[4:]
+    assert retained[0].previous_id == ids[3], "a gap shows, as after retention"
+    assert await events.last_id("s") == ids[-1]
+
+
 async def test_retention_trims_by_time_but_keeps_the_last_id(events: EventLog) -> None:
     ids = [await events.append("s", event(n), T0 + timedelta(seconds=n), FOREVER) for n in range(5)]
     await events.append("s", event(5), T0 + timedelta(seconds=5), keep_after=T0 + timedelta(seconds=3))

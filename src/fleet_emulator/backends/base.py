@@ -94,9 +94,12 @@ class Tail(Protocol):
 
 
 class EventLog(Protocol):
-    async def append(self, stream: str, event: Event, now: datetime, keep_after: datetime) -> MessageId:
+    async def append(
+        self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
+    ) -> MessageId:
         """Append an event with an id at ``now`` (never below the last id) and drop entries before
-        ``keep_after``; each entry records the id of the entry appended before it."""
+        ``keep_after`` and, when ``max_length`` is set, the oldest beyond that many; each entry records the
+        id of the entry appended before it."""
         ...
 
     async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:

@@ -31,8 +31,10 @@ class _Stream:
     last: MessageId = ZERO
     appended: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def trim(self, keep_after: datetime) -> None:
+    def trim(self, keep_after: datetime, max_length: int = 0) -> None:
         cut = bisect.bisect_left(self.ids, MessageId(epoch_ms(keep_after), 0))
+        if max_length:
+            cut = max(cut, len(self.ids) - max_length)
         del self.entries[:cut], self.ids[:cut]
 
 
@@ -61,13 +63,15 @@ class MemoryEventLog:
     def _stream(self, name: str) -> _Stream:
         return self._streams.setdefault(name, _Stream())
 
-    async def append(self, stream: str, event: Event, now: datetime, keep_after: datetime) -> MessageId:
+    async def append(
+        self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
+    ) -> MessageId:
         s = self._stream(stream)
         message_id = s.last.next_after(epoch_ms(now))
         s.entries.append(LogEntry(message_id, s.last, event))
         s.ids.append(message_id)
         s.last = message_id
-        s.trim(keep_after)
+        s.trim(keep_after, max_length)
         s.appended.set()
         s.appended = asyncio.Event()
         return message_id

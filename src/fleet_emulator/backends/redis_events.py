@@ -1,13 +1,13 @@
 """Redis Streams event log and pub/sub state feed, shared by every emulator replica on one Redis.
 
-Appending is one Lua script: the id is ``<now ms>-0``, or the last id's time with the next sequence when
-the clock has not moved past it (so ids follow the emulator's clock, virtual or not), the entry records
-its predecessor's id, ``MINID`` trims the retention window and the last id is kept in its own key so that
-it outlives trimming. Replay is ``XRANGE`` with an exclusive start. Each subscriber's tail does its own
-``XREAD BLOCK`` from its explicit cursor (never ``$``, no consumer groups) on a connection of its own,
-closed when the subscriber goes. Entries are decoded once per process, whatever the number of readers.
-The state feed publishes full states on one channel per fleet; each process runs one listener that
-delivers them to its local subscribers.
+Appending is one Lua script: the id is ``<now ms>-0``, or the last id's time with the next sequence when the
+clock has not moved past it (so ids follow the emulator's clock, virtual or not), the entry records its
+predecessor's id, ``MINID`` trims the retention window (and ``XTRIM MAXLEN`` the oldest entries beyond the
+stream's length limit) and the last id is kept in its own key so that it outlives trimming. Replay is
+``XRANGE`` with an exclusive start. Each subscriber's tail does its own ``XREAD BLOCK`` from its explicit
+cursor (never ``$``, no consumer groups) on a connection of its own, closed when the subscriber goes. Entries
+are decoded once per process, whatever the number of readers. The state feed publishes full states on one
+channel per fleet; each process runs one listener that delivers them to its local subscribers.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ else
   id = last_ms .. '-' .. tostring(tonumber(string.sub(last, dash + 1)) + 1)
 end
 redis.call('XADD', KEYS[1], 'MINID', '=', ARGV[2], id, 'prev', last, 'event', ARGV[3])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', ARGV[4])
+end
 redis.call('SET', KEYS[2], id)
 return id
 """
@@ -99,9 +102,11 @@ class RedisEventLog:
         self._append = client.register_script(APPEND)
 
     @mapped
-    async def append(self, stream: str, event: Event, now: datetime, keep_after: datetime) -> MessageId:
+    async def append(
+        self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
+    ) -> MessageId:
         keys = [self.keys.stream(stream), self.keys.stream_last(stream)]
-        args: list[str | int] = [epoch_ms(now), epoch_ms(keep_after), json.dumps(encode(event))]
+        args: list[str | int] = [epoch_ms(now), epoch_ms(keep_after), json.dumps(encode(event)), max_length]
         return MessageId.parse(await self._append(keys=keys, args=args))
 
     @mapped

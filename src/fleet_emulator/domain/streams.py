@@ -5,7 +5,8 @@ Every fleet has one durable stream of its vehicles' events; its ``event_id`` is 
 ``EventLog``: newer than anything written is ``MESSAGE_ID_UNKNOWN``; if the first retained entry after it
 names a predecessor newer than it, events in between were trimmed and it is ``MESSAGE_ID_EXPIRED``. The
 same check runs on every batch while tailing, so a reader that falls behind the retention window learns it
-instead of silently skipping events.
+instead of silently skipping events. A stream keeps at most ``StreamSettings.max_length`` entries, so that
+its memory is bounded by configuration whatever the rate of events; the oldest beyond go as if expired.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fleet_emulator.domain.models import EPOCH
 
 EVENT_ID = re.compile(r"fleets/([a-z0-9][a-z0-9-]{0,62})/vehicle-events")
 DEFAULT_RETENTION = timedelta(hours=24)
+MAX_LENGTH = 100_000  # entries a stream keeps at most, retention or not
 POLL_BATCH = 100
 REPLAY_BATCH = 500
 WAIT_S = 1.0
@@ -39,6 +41,7 @@ def vehicle_events_id(fleet_id: str) -> str:
 @dataclass(frozen=True)
 class StreamSettings:
     retention: timedelta = DEFAULT_RETENTION
+    max_length: int = MAX_LENGTH
     poll_batch: int = POLL_BATCH
     replay_batch: int = REPLAY_BATCH
     wait_s: float = WAIT_S
@@ -56,7 +59,7 @@ class EventStreams:
     async def publish(self, event: Event) -> MessageId:
         now = self.clock.now()
         stream = vehicle_events_id(event.fleet_id)
-        return await self.log.append(stream, event, now, self._keep_after(now))
+        return await self.log.append(stream, event, now, self._keep_after(now), self.settings.max_length)
 
     def _keep_after(self, now: datetime) -> datetime:
         """The start of the retention window (never before 1970: message ids count from there)."""
