@@ -30,7 +30,7 @@ from tests.api.commanding import (
     set_connectivity,
 )
 from tests.api.conftest import START, Target
-from tests.rich_errors import error_info
+from tests.rich_errors import error_info, rich_status
 from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE, next_message, set_soc
 
 COMMANDS = ["LockVehicle", "UnlockVehicle", "HonkHorn", "FlashLights"]
@@ -98,13 +98,14 @@ async def test_a_retry_with_the_idempotency_key_returns_the_first_result_and_doe
 
 async def test_an_idempotency_key_is_not_reused_for_another_command_or_vehicle(target: Target) -> None:
     await command(target, "HonkHorn", key="mine")
-    for call in (
-        command(target, "FlashLights", key="mine"),
-        command(target, "HonkHorn", OTHER_VEHICLE, key="mine"),
+    for call, first_use in (
+        (command(target, "FlashLights", key="mine"), "HONK_HORN"),
+        (command(target, "HonkHorn", OTHER_VEHICLE, key="mine"), SEED_VEHICLE),
     ):
         error = await failure(call)
         assert reason(error) == (grpc.StatusCode.INVALID_ARGUMENT, "IDEMPOTENCY_KEY_REUSED")
         assert bad_fields(error) == ["idempotency_key"]
+        assert first_use not in str(rich_status(error)), "nothing about the key's first use leaks"
 
 
 async def test_idempotency_keys_are_kept_per_namespace(target: Target) -> None:

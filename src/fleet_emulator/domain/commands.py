@@ -52,11 +52,12 @@ def _locked(vehicle: Vehicle, state: LockState) -> Vehicle:
 
 
 def _replayed(kept: str, command: VehicleCommand, vehicle_id: str) -> CommandResult:
-    """The result kept under an idempotency key, if it was for this command and vehicle."""
+    """The result kept under an idempotency key, if it was for this command and vehicle. The error names
+    neither the other command nor the other vehicle: the key may have been another client's, in a fleet
+    this one may not see."""
     earlier = decode_as(CommandResult, json.loads(kept))
     if earlier.command is not command or earlier.vehicle_id != vehicle_id:
-        target = "this vehicle" if earlier.vehicle_id == vehicle_id else "another vehicle"
-        problem = f"was first used for {earlier.command.name} on {target}: send a new key for a new command"
+        problem = "was first used for another command or vehicle: send a new key for a new command"
         violation = FieldViolation("idempotency_key", problem)
         raise InvalidArgument(reasons.IDEMPOTENCY_KEY_REUSED, [violation], vehicle_id=vehicle_id)
     return earlier
