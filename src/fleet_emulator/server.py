@@ -85,6 +85,20 @@ class Settings:
     limits: NamespaceLimits = DEFAULT_LIMITS
 
 
+class _HeaderEncodingNoise(logging.Filter):
+    """grpc logs a traceback at ERROR for every request header value that is not UTF-8 (a client's
+    mistake, which the call survives): one line at DEBUG instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Invalid encoding on %s":
+            log.debug("a request header value is not UTF-8: %r", record.args)
+            return False
+        return True
+
+
+logging.getLogger("grpc._cython.cygrpc").addFilter(_HeaderEncodingNoise())
+
+
 def _grpc_server(namespaces: Namespaces, admin_token: str) -> grpc.aio.Server:
     headers = {v.service_name: v.response_headers for v in VERSIONS if v.response_headers}
     scope = CallScopeInterceptor(

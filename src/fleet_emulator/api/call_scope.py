@@ -74,6 +74,17 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return parse
 
 
+async def _send_headers(context: Context, headers: tuple[tuple[str, str], ...]) -> None:
+    """Send the response headers, unless the call ended meanwhile (the client went away, its deadline
+    passed): then there is no one to send them to, and no error to report."""
+    try:
+        await context.send_initial_metadata(headers)
+    except Exception:
+        if not (context.cancelled() or context.done()):
+            raise
+        log.debug("call ended before its headers were sent (flow id %s)", current_flow_id.get())
+
+
 def _refuse_bad_values(request: Any) -> None:
     """INVALID_ARGUMENT for a request holding values no field may hold (``wellformed.py``)."""
     if problems := violations_of(request):
@@ -114,6 +125,8 @@ async def _end(watching: CallWatch | Unwatched, error: BaseException, context: C
             NAMESPACE_GONE_RETRY,
         )
     watching.finish(error)
+    if isinstance(error, asyncio.CancelledError):
+        log.debug("call cancelled (flow id %s)", current_flow_id.get())
     if isinstance(error, Exception):
         await _fail(error, context)
 
@@ -162,7 +175,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             watching.arm(namespace.faults, request, streaming)
             return watching
         finally:
-            await context.send_initial_metadata(headers)
+            await _send_headers(context, headers)
 
     def _unary(self, method: str, behaviour: Unary) -> Unary:
         async def serve(request: Any, context: Context) -> Any:
