@@ -30,7 +30,7 @@ from fleet_emulator.domain.reasons import DOMAIN
 MAX_MESSAGE_BYTES = 1536  # as sent in grpc-message, where a byte outside printable ASCII takes three
 MAX_TEXT = 256  # characters of each metadata value, field, description or subject in the details
 MAX_VIOLATIONS = 20
-MAX_STATUS_BYTES = 4096  # serialized google.rpc.Status, before the base64 of grpc-status-details-bin
+MAX_STATUS_BYTES = 3072  # serialized google.rpc.Status; its base64 in grpc-status-details-bin is 4 KiB
 ELLIPSIS = "…"
 
 
