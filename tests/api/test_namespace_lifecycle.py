@@ -9,7 +9,9 @@ emulator runs periodically (called directly here, with its clock moved, so that 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -76,7 +78,7 @@ async def test_deleting_a_namespace_never_used_or_the_default_one(target: Target
         [bad_request] = details_of(rich_status(error), error_details_pb2.BadRequest)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert [v.field for v in bad_request.field_violations] == ["namespace"]
-        assert problem in error.details()
+        assert problem in str(error.details())
 
 
 async def test_idle_namespaces_are_dropped_and_busy_ones_kept(target: Target) -> None:
@@ -126,3 +128,21 @@ async def test_beyond_the_limit_a_new_namespace_is_refused(few: Target) -> None:
     await few.api.ListFleets(pb.ListFleetsRequest(), metadata=ns("one"))  # known ones still work
     await few.admin.DeleteNamespace(adm.DeleteNamespaceRequest(namespace="one"))
     await few.api.ListFleets(pb.ListFleetsRequest(), metadata=ns("three"))
+
+
+async def test_calls_cancelled_while_their_namespace_is_seeded_are_no_bugs(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = [f"fresh-{n}" for n in range(30)]
+    with caplog.at_level(logging.DEBUG, logger="fleet_emulator"):
+        for n, name in enumerate(names):
+            call = target.api.StreamVehicleEvents(
+                pb.StreamRequest(event_id=HAMBURG_EVENTS), metadata=ns(name)
+            )
+            await asyncio.sleep(0.001 * (n % 5))  # cancelled at different moments of the seeding
+            call.cancel()
+        for name in names:  # the seeding went on: each namespace is there, whole
+            fleets = await target.api.ListFleets(pb.ListFleetsRequest(), metadata=ns(name))
+            assert [f.vehicle_count for f in fleets.fleets] == [27, 8]
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert errors == [], [r.getMessage() for r in errors]

@@ -77,6 +77,9 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 async def _send_headers(context: Context, headers: tuple[tuple[str, str], ...]) -> None:
     """Send the response headers, unless the call ended meanwhile (the client went away, its deadline
     passed): then there is no one to send them to, and no error to report."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        return
     try:
         await context.send_initial_metadata(headers)
     except Exception:
