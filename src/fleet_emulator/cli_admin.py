@@ -1,12 +1,12 @@
 """The CLI commands that steer a running emulator through its admin service (``emulator.admin.v1``).
 
 ``reset``, ``load``, ``fleet`` and ``vehicle`` (see ``cli_admin_state``), ``publish``, ``fault`` (see
-``cli_admin_faults``), ``journal``, ``clock``, ``policies`` (``cli_admin_policies``), ``token``
-(``cli_token``) and ``report`` (``cli_report``) each make one call, with the connection options of
+``cli_admin_faults``), ``journal``, ``clock``, ``namespace delete``, ``policies`` (``cli_admin_policies``),
+``token`` (``cli_token``) and ``report`` (``cli_report``) each make one call, with the connection options of
 ``cli_admin_client``, and print the answer: a short sentence, proto3 JSON (events, fault rules, policies,
-``--json``) or one line per journal entry or finding. ``ADMIN_COMMANDS`` is what
-``cli.py`` registers on its ``main`` group; this module imports ``option`` and ``Duration`` from ``cli``,
-so ``cli`` imports it at its end, after defining them.
+``--json``) or one line per journal entry or finding. ``ADMIN_COMMANDS`` is what ``cli.py`` registers on its
+``main`` group; this module imports ``option`` and ``Duration`` from ``cli``, so ``cli`` imports it at its
+end, after defining them.
 """
 
 from __future__ import annotations
@@ -207,6 +207,20 @@ def real(admin: Admin) -> None:
     _show(admin.call(lambda stub: stub.UseRealClock, pb.UseRealClockRequest()).now, virtual=False)
 
 
+@click.group()
+def namespace() -> None:
+    """Namespaces of the emulator (other than the default one)."""
+
+
+@namespace.command("delete")
+@click.argument("name")
+@pass_admin
+def delete_namespace(admin: Admin, name: str) -> None:
+    """Delete the namespace NAME: its state, streams, faults, journal and policies; its open streams end."""
+    existed = admin.call(lambda stub: stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace=name)).existed
+    click.echo(f"deleted namespace {name!r}" if existed else f"namespace {name!r} was not in use")
+
+
 ADMIN_COMMANDS: list[click.Command] = [
     reset,
     load,
@@ -216,6 +230,7 @@ ADMIN_COMMANDS: list[click.Command] = [
     fault,
     journal,
     clock,
+    namespace,
     policies,
     report,
     token,
