@@ -21,11 +21,11 @@ from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.errors import Aborted, EmulatorError, InvalidArgument
 from fleet_emulator.domain.events import CommandExecuted, CommandResult, Event, VehicleCommand
+from fleet_emulator.domain.field_paths import FieldPath
 from fleet_emulator.domain.keyed_locks import KeyedLocks
 from fleet_emulator.domain.models import PendingWakeUp, Vehicle
 from fleet_emulator.domain.policies import DEFAULT_POLICIES
 from fleet_emulator.domain.scenario import load_scenario
-from fleet_emulator.domain.vehicle_edits import FieldPath
 from fleet_emulator.domain.wake_ups import wake_up_delay
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
