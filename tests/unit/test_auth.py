@@ -186,6 +186,14 @@ def test_every_problem_of_a_token_request_is_named() -> None:
     ]
 
 
+def test_a_token_names_at_most_fifty_fleets_so_that_it_fits_a_header() -> None:
+    fifty = [f"fleet-{n}" for n in range(50)]
+    assert len(issue_token(SECRET, "acme", fifty, timedelta(0), NOW).token) < 4096
+    with pytest.raises(InvalidArgument) as caught:
+        issue_token(SECRET, "acme", [*fifty, "one-more"], timedelta(0), NOW)
+    assert [v.field for v in caught.value.violations] == ["fleet_ids"]
+
+
 @pytest.mark.parametrize(
     ("subject", "lifetime", "field"),
     [

@@ -31,6 +31,7 @@ DEFAULT_LIFETIME = timedelta(minutes=30)
 MAX_LIFETIME = timedelta(days=30)
 MIN_LIFETIME = timedelta(seconds=1)
 MAX_SUBJECT = 200
+MAX_FLEETS = 50
 SCHEME = "bearer"
 # The emulator's clock decides expiry: PyJWT only checks the signature and that sub and exp are there.
 DECODE_OPTIONS: Options = {
@@ -160,7 +161,9 @@ def issue_token(
         violations.add("subject", "is required: who the token is for")
     elif len(subject) > MAX_SUBJECT:
         violations.add("subject", f"must be at most {MAX_SUBJECT} characters")
-    for index, fleet_id in enumerate(fleet_ids):
+    if len(fleet_ids) > MAX_FLEETS:
+        violations.add("fleet_ids", f"must name at most {MAX_FLEETS} fleets, so that the token fits a header")
+    for index, fleet_id in enumerate(fleet_ids[:MAX_FLEETS]):
         check_fleet_id(fleet_id, violations, f"fleet_ids[{index}]")
     if lifetime and not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
         violations.add("lifetime", "must be 0 (30 minutes) or between 1 second and 30 days")
