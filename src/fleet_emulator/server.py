@@ -250,11 +250,12 @@ class Emulator:
                 log.info("dropped %d idle namespaces: %s", len(dropped), ", ".join(dropped))
 
     async def stop(self) -> None:
-        """Stop serving: background tasks, then in-flight calls after the grace period, then the backend;
-        no step waits for longer than its bound."""
+        """Stop serving: background tasks, open streams (UNAVAILABLE at once), then in-flight calls after
+        the grace period, then the backend; no step waits for longer than its bound."""
         grace = self.settings.grace_seconds
         await self.tasks.stop()
         await self.health.report(False)
+        self.namespaces.end_streams()
         servers, self._started = self._started, []
         await within(asyncio.gather(*(s.stop(grace) for s in servers)), grace + STOP_MARGIN_S, "gRPC stop")
         await within(self.namespaces.close(), STOP_MARGIN_S, "closing the namespaces")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -29,7 +28,6 @@ from fleet_emulator.domain.errors import (
     FieldViolation,
     Internal,
     InvalidArgument,
-    Unavailable,
 )
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
@@ -41,7 +39,6 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # gRPC itself refuses larger messages, before any handler runs and without details: it is set well above
 # MAX_REQUEST_BYTES so that requests between the two get INVALID_ARGUMENT with a BadRequest instead.
 TRANSPORT_MAX_BYTES = 64 * 1024 * 1024
-NAMESPACE_GONE_RETRY = timedelta(seconds=1)
 
 # grpc's type stubs lag behind grpc.aio (no abort_with_status, sync-only handler types): contexts and
 # handlers are typed loosely here, at the one place that touches them generically.
@@ -118,15 +115,11 @@ async def _fail(error: Exception, context: Context) -> None:
 
 async def _end(watching: CallWatch | Unwatched, error: BaseException, context: Context) -> None:
     """Journal how the call ended, then send the error's status. Cancellations propagate, but for a call
-    cut off by the deletion of its namespace, which ends with UNAVAILABLE (``NAMESPACE_DELETED``)."""
+    the emulator cut off (its namespace deleted, the emulator stopping), which ends with that error."""
     task = asyncio.current_task()
-    if isinstance(error, asyncio.CancelledError) and watching.cut_off and task is not None:
+    if isinstance(error, asyncio.CancelledError) and watching.cut_off is not None and task is not None:
         task.uncancel()
-        error = Unavailable(
-            reasons.NAMESPACE_DELETED,
-            "the namespace was deleted while the call ran; calling again starts it afresh",
-            NAMESPACE_GONE_RETRY,
-        )
+        error = watching.cut_off
     watching.finish(error)
     if isinstance(error, asyncio.CancelledError):
         log.debug("call cancelled (flow id %s)", current_flow_id.get())
@@ -168,7 +161,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 _refuse_bad_values(request)
                 return UNWATCHED
             namespace = await self.namespaces.current()
-            watching = watch(namespace, method, request, context, flow_id)
+            watching = watch(namespace, method, request, context, flow_id, streaming)
             headers += admit(namespace, watching, context, self.namespaces.jwt_secret)
             try:
                 _refuse_bad_values(request)

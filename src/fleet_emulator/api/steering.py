@@ -93,9 +93,10 @@ class CallWatch:
     action: faults.Action | None = None
 
     @property
-    def cut_off(self) -> bool:
-        """Whether the call's namespace was deleted under it."""
-        return self.namespace.deleted
+    def cut_off(self) -> EmulatorError | None:
+        """What the call ends with when the emulator cancelled it (its namespace deleted, the emulator
+        stopping), else None."""
+        return self.namespace.cut_off
 
     def arm(self, book: faults.FaultBook, request: Any, streaming: bool) -> None:
         """Take the action of the first fault rule that fires for the call (once the call is admitted, so
@@ -160,7 +161,7 @@ class CallWatch:
 class Unwatched:
     """The watch of a call that is neither journaled nor subject to faults (the admin service's)."""
 
-    cut_off = False
+    cut_off: EmulatorError | None = None
 
     async def before(self) -> None:
         return None
@@ -178,7 +179,9 @@ class Unwatched:
 UNWATCHED = Unwatched()
 
 
-def watch(namespace: Namespace, method: str, request: Any, context: Any, flow_id: str) -> CallWatch:
+def watch(
+    namespace: Namespace, method: str, request: Any, context: Any, flow_id: str, streaming: bool
+) -> CallWatch:
     """Open the call's journal entry; ``CallWatch.arm`` takes its fault action later."""
     is_message = isinstance(request, Message)
     resumed = getattr(request, "last_message_id", "") if is_message else ""
@@ -198,5 +201,5 @@ def watch(namespace: Namespace, method: str, request: Any, context: Any, flow_id
     namespace.journal.add(entry)
     call = asyncio.current_task()
     if call is not None:
-        namespace.enter(call)
+        namespace.enter(call, streaming)
     return CallWatch(entry, flow_id, time.monotonic(), namespace, call)

@@ -12,7 +12,9 @@ connects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -40,6 +42,7 @@ UNUSABLE = (
     redis.exceptions.AuthenticationError,
 )
 SCHEMES = ("redis", "rediss", "unix")
+PROBE_TIMEOUT_S = 2.0  # each wait of the start-up ping
 
 
 class BackendUnreachable(Exception):
@@ -62,6 +65,16 @@ def check_redis_url(url: str) -> str | None:
     if not isinstance(database, int) or database < 0:
         return "the path must be a database number, e.g. /0"
     return None
+
+
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in the operating system's words where there are some ("Connection refused")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
 
 
 def safe_url(url: str) -> str:
@@ -109,14 +122,13 @@ class RedisBackends:
         self.client = self.new_client(max_connections=MAX_POOLED_CONNECTIONS)
 
     def new_client(self, **options: Any) -> aioredis.Redis:
-        return aioredis.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_connect_timeout=2,
-            socket_timeout=10,
-            health_check_interval=5,
-            **options,
-        )
+        settings: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 10,
+            "health_check_interval": 5,
+        }
+        return aioredis.Redis.from_url(self.url, **{**settings, **options})
 
     def __call__(self, namespace: str) -> Backend:
         """Keys under ``fleet-emulator:`` for the default namespace, ``fleet-emulator:ns:<name>:`` else;
@@ -126,25 +138,36 @@ class RedisBackends:
         return Backend(RedisStateStore(self.client, keys), events, RedisStateFeed(self.client, keys))
 
     async def connect(self, timeout_s: float) -> None:
+        """Ping with a client of its own whose every wait is short, so that a Redis that accepts
+        connections but never answers is given up in time too."""
         deadline = time.monotonic() + timeout_s
+        short = min(PROBE_TIMEOUT_S, timeout_s)
+        probe = self.new_client(
+            socket_connect_timeout=short, socket_timeout=short, single_connection_client=True
+        )
         delay = 0.1
-        while True:
-            try:
-                await self.client.ping()
-                return
-            except UNUSABLE as exc:
-                raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
-            except FAILURES as exc:
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnreachable(
-                        f"Redis at {safe_url(self.url)} did not answer within {timeout_s:g} s "
-                        f"(--redis-connect-timeout): {exc}"
-                    ) from None
-                if delay == 0.1:
-                    log.warning("waiting up to %g s for Redis at %s: %s", timeout_s, safe_url(self.url), exc)
-            await asyncio.sleep(delay)
-            keep_cancellation()
-            delay = min(delay * 2, 2.0)
+        try:
+            while True:
+                try:
+                    await probe.ping()
+                    return
+                except UNUSABLE as exc:
+                    raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
+                except FAILURES as exc:
+                    if time.monotonic() + delay > deadline:
+                        raise BackendUnreachable(
+                            f"Redis at {safe_url(self.url)} did not answer within {timeout_s:g} s "
+                            f"(--redis-connect-timeout): {_cause(exc)}"
+                        ) from None
+                    if delay == 0.1:
+                        url = safe_url(self.url)
+                        log.warning("waiting up to %g s for Redis at %s: %s", timeout_s, url, _cause(exc))
+                await asyncio.sleep(delay)
+                keep_cancellation()
+                delay = min(delay * 2, 2.0)
+        finally:
+            with contextlib.suppress(*FAILURES):
+                await probe.aclose()
 
     async def shared_secret(self, candidate: str) -> str:
         key = RedisKeys().jwt_secret

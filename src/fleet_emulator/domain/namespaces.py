@@ -34,6 +34,7 @@ from fleet_emulator.domain.errors import (
     InvalidArgument,
     QuotaViolation,
     ResourceExhausted,
+    Unavailable,
 )
 from fleet_emulator.domain.faults import FaultBook
 from fleet_emulator.domain.journal import BUDGET_BYTES, TOTAL_BUDGET_BYTES, Journal, JournalPool
@@ -46,6 +47,7 @@ NAMESPACE_HEADER = "x-emulator-namespace"
 DEFAULT = ""
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 RETRY_WHEN_FULL = timedelta(seconds=60)
+RETRY_AFTER_CUT_OFF = timedelta(seconds=1)
 
 current_namespace: ContextVar[str] = ContextVar("current_namespace", default=DEFAULT)
 
@@ -72,18 +74,28 @@ class Namespace:
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     policies: Policies = field(init=False)
     calls: set[asyncio.Task[object]] = field(default_factory=set)  # calls of the emulated API running now
+    streams: set[asyncio.Task[object]] = field(default_factory=set)  # those of them that are server streams
     last_used: float = field(default_factory=time.monotonic)
-    deleted: bool = False
+    cut_off: EmulatorError | None = None  # what its calls end with once cancelled by the emulator
 
     def __post_init__(self) -> None:
         self.policies = self.initial_policies
 
-    def enter(self, call: asyncio.Task[object]) -> None:
+    def enter(self, call: asyncio.Task[object], streaming: bool) -> None:
         self.calls.add(call)
+        if streaming:
+            self.streams.add(call)
 
     def leave(self, call: asyncio.Task[object]) -> None:
         self.calls.discard(call)
+        self.streams.discard(call)
         self.last_used = time.monotonic()
+
+    def cut(self, why: EmulatorError, streams_only: bool = False) -> None:
+        """Cancel the running calls (or only the streams); each ends with ``why``."""
+        self.cut_off = why
+        for call in list(self.streams if streams_only else self.calls):
+            call.cancel()
 
     async def reset(self) -> None:
         """Back to the namespace's scenario and starting policies: state, streams, faults, journal and
@@ -209,11 +221,28 @@ class Namespaces:
 
     async def _free(self, namespace: Namespace) -> None:
         """Cut off the namespace's running calls and free what this process holds of it."""
-        namespace.deleted = True
-        for call in list(namespace.calls):
-            call.cancel()
+        namespace.cut(
+            Unavailable(
+                reasons.NAMESPACE_DELETED,
+                "the namespace was deleted while the call ran; calling again starts it afresh",
+                RETRY_AFTER_CUT_OFF,
+            )
+        )
         self.journals.forget(namespace.journal)
         await namespace.emulation.backend.close()
+
+    def end_streams(self) -> None:
+        """End every open stream of every namespace with UNAVAILABLE (the emulator is stopping): streams do
+        not end on their own, so there is no point in giving them a grace period, and their clients can
+        resume elsewhere at once."""
+        stopping = Unavailable(
+            reasons.EMULATOR_STOPPING,
+            "the emulator is stopping; resume the stream with its last message id (on another replica, or "
+            "once it is back)",
+            RETRY_AFTER_CUT_OFF,
+        )
+        for namespace in self.created():
+            namespace.cut(stopping, streams_only=True)
 
     async def settle_wake_ups(self) -> None:
         """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``)."""

@@ -202,6 +202,11 @@ NAMESPACE_DELETED = Reason(
     Code.UNAVAILABLE,
     "The namespace was deleted (DeleteNamespace) while the call ran; calling again starts it afresh.",
 )
+EMULATOR_STOPPING = Reason(
+    "EMULATOR_STOPPING",
+    Code.UNAVAILABLE,
+    "The emulator is stopping (SIGTERM, SIGINT): open streams end at once; resume with the last message id.",
+)
 FAULT_LIMIT_REACHED = Reason(
     "FAULT_LIMIT_REACHED",
     Code.FAILED_PRECONDITION,
