@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
+from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.factory import MemoryBackends
 from fleet_emulator.backends.memory import MemoryStateStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.server import Emulator, Settings
+from tests.rich_errors import error_info
 
 SERVICES = ["", "moia.fleet.state.v1beta4.FleetStateService", "moia.fleet.state.v2.FleetStateService"]
 
@@ -63,3 +67,19 @@ async def test_not_serving_until_the_backend_is_ready_then_serving_then_not_on_s
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         await emulator.stop()
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_on_stop_open_streams_end_at_once_with_unavailable_and_unary_calls_get_the_grace() -> None:
+    emulator = Emulator(Settings(host="127.0.0.1", port=0, grace_seconds=30))
+    await emulator.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{emulator.port}") as channel:
+        api = fleet_state_pb2_grpc.FleetStateServiceStub(channel)
+        stream = api.StreamVehicleEvents(pb.StreamRequest(event_id="fleets/hamburg/vehicle-events"))
+        await stream.read()
+        began = asyncio.get_running_loop().time()
+        await emulator.stop()
+        assert asyncio.get_running_loop().time() - began < 5, "no grace period for streams, which never end"
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await stream.read()
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(ended.value).reason == "EMULATOR_STOPPING"
