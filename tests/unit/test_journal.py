@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from fleet_emulator.api.admin_convert import journal_message
-from fleet_emulator.api.shrink import MAX_ITEMS, MAX_JOURNALED_BYTES, MAX_TEXT, journaled
+from fleet_emulator.api.shrink import MAX_ITEMS, MAX_JOURNALED_BYTES, MAX_TEXT, journaled, kept
 from fleet_emulator.domain.journal import (
     ENTRY_OVERHEAD_BYTES,
+    KEPT_OVERHEAD_BYTES,
     REDACTED,
     Journal,
     JournalEntry,
     JournalPool,
+    Kept,
     redact,
 )
 
@@ -21,8 +23,12 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def entry(request_size: int = 0, flow_id: str = "f") -> JournalEntry:
-    return JournalEntry(NOW, "/moia.fleet.state.v2.FleetStateService/GetVehicle", "v2", {}, None, flow_id, "",
-                        request_size=request_size)  # fmt: skip
+    """A call whose request takes ``request_size`` bytes kept, the overhead of keeping them included (at
+    least ``KEPT_OVERHEAD_BYTES``), or none."""
+    request = Kept(b"x" * max(0, request_size - KEPT_OVERHEAD_BYTES), bytes) if request_size else None
+    return JournalEntry(
+        NOW, "/moia.fleet.state.v2.FleetStateService/GetVehicle", "v2", {}, request, flow_id, ""
+    )
 
 
 def flows(journal: Journal) -> list[str]:
@@ -49,16 +55,16 @@ def test_an_entry_larger_than_the_budget_is_kept_alone() -> None:
 
 
 def test_all_namespaces_share_one_budget_and_the_oldest_of_all_goes_first() -> None:
-    size = ENTRY_OVERHEAD_BYTES + 100
+    size = ENTRY_OVERHEAD_BYTES + 1000
     pool = JournalPool(total_bytes=4 * size)
     first, second = pool.journal(), pool.journal()
-    first.add(entry(100, "a1"))
-    second.add(entry(100, "b1"))
-    first.add(entry(100, "a2"))
-    second.add(entry(100, "b2"))
-    first.add(entry(100, "a3"))  # one too many: b1 is not the oldest, a1 is
+    first.add(entry(1000, "a1"))
+    second.add(entry(1000, "b1"))
+    first.add(entry(1000, "a2"))
+    second.add(entry(1000, "b2"))
+    first.add(entry(1000, "a3"))  # one too many: b1 is not the oldest, a1 is
     assert (flows(first), flows(second)) == (["a2", "a3"], ["b1", "b2"])
-    second.add(entry(100, "b3"))  # now b1 is the oldest of all
+    second.add(entry(1000, "b3"))  # now b1 is the oldest of all
     assert (flows(first), flows(second)) == (["a2", "a3"], ["b2", "b3"])
     assert pool.used == 4 * size
     pool.forget(second)
@@ -68,12 +74,16 @@ def test_all_namespaces_share_one_budget_and_the_oldest_of_all_goes_first() -> N
 def test_a_stream_entry_grows_with_its_messages_and_counts_them_all() -> None:
     journal = Journal(budget_bytes=ENTRY_OVERHEAD_BYTES + 5000)
     stream = journal.add(entry(flow_id="stream"))
+    message = Kept(b"m" * 40, bytes)
     for _ in range(150):
-        stream.sent("message", 40)
+        stream.sent(message if stream.keeps_messages else None)
     assert (len(stream.messages), stream.message_count) == (100, 150)
-    assert journal.used == ENTRY_OVERHEAD_BYTES + 100 * 40
-    journal.add(entry(2000, "next"))
+    assert journal.used == ENTRY_OVERHEAD_BYTES + 100 * message.size
+    journal.add(entry(ENTRY_OVERHEAD_BYTES * 2, "next"))
     assert flows(journal) == ["next"], "the stream's entry was the oldest"
+    assert stream.messages == [] and not stream.keeps_messages, "a dropped entry keeps no messages"
+    stream.sent(None)
+    assert stream.message_count == 151
 
 
 def test_headers_that_look_like_credentials_are_redacted() -> None:
@@ -94,13 +104,14 @@ def test_a_small_request_is_journaled_as_it_came() -> None:
 def test_a_large_request_is_journaled_cut_and_says_so() -> None:
     request = pb.UpdateVehicleRequest(vehicle=pb.Vehicle(id="v", label="x" * 100_000))
     request.update_mask.paths.extend(f"p{n}" for n in range(500))
-    kept, size, truncated = journaled(request)
+    cut, size, truncated = journaled(request)
     assert (size, truncated) == (request.ByteSize(), True)
-    assert isinstance(kept, pb.UpdateVehicleRequest)
-    assert kept.vehicle.label == "x" * (MAX_TEXT - 1) + "…"
-    assert list(kept.update_mask.paths) == [f"p{n}" for n in range(MAX_ITEMS)]
-    assert kept.ByteSize() <= MAX_JOURNALED_BYTES
-    message = journal_message(entry_with(kept, size, truncated))
+    assert isinstance(cut, pb.UpdateVehicleRequest)
+    assert cut.vehicle.label == "x" * (MAX_TEXT - 1) + "…"
+    assert list(cut.update_mask.paths) == [f"p{n}" for n in range(MAX_ITEMS)]
+    assert cut.ByteSize() <= MAX_JOURNALED_BYTES
+    kept_request = kept(cut)
+    message = journal_message(entry_with(kept_request, size, truncated))
     assert (message.request_truncated, message.request_size_bytes) == (True, size)
     assert message.request.fields["vehicle"].struct_value.fields["id"].string_value == "v"
 
@@ -114,7 +125,7 @@ def test_a_request_too_large_even_when_cut_is_kept_empty() -> None:
     assert truncated and kept == pb.UpdateVehicleRequest()
 
 
-def entry_with(request: object, size: int, truncated: bool) -> JournalEntry:
-    made = entry(size)
-    made.request, made.request_truncated = request, truncated
+def entry_with(request: Kept, size: int, truncated: bool) -> JournalEntry:
+    made = entry()
+    made.request, made.request_size, made.request_truncated = request, size, truncated
     return made

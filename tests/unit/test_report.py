@@ -11,6 +11,7 @@ from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as admin
 from fleet_emulator._gen.moia.fleet.state.v1 import fleet_state_pb2 as v1
 from fleet_emulator._gen.moia.fleet.state.v1beta4 import fleet_state_pb2 as v1beta4
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
+from fleet_emulator.api.shrink import kept
 from fleet_emulator.domain.journal import JournalEntry
 from fleet_emulator.domain.report import MAX_CALLS, ClientReport, client_reports
 
@@ -54,7 +55,7 @@ class Journal:
             method=f"/{package}.{service}/{name}",
             version="admin" if service == "AdminService" else version,
             metadata={},
-            request=request,
+            request=kept(request),
             flow_id=f"flow-{len(self.entries) + 1}",
             peer="ipv4:127.0.0.1:50000",
             sequence=len(self.entries) + 1,
@@ -62,7 +63,7 @@ class Journal:
             reason=reason,
             retry_delay=None if retry_after is None else timedelta(seconds=retry_after),
             finished=finished,
-            messages=list(messages),
+            messages=[kept(m) for m in messages],
             message_count=len(messages),
             resumed_from=getattr(request, "last_message_id", ""),
             client=client or self.client,

@@ -12,7 +12,7 @@ from typing import Any
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
 from fleet_emulator.api.convert import timedelta_of, timestamp
-from fleet_emulator.api.shrink import journaled
+from fleet_emulator.api.shrink import journaled, kept
 from fleet_emulator.api.steering import request_headers
 from fleet_emulator.domain.auth import issue_token
 from fleet_emulator.domain.clock import EmulatorClock
@@ -38,14 +38,14 @@ class TokenAdmin:
             timedelta_of(request.lifetime),
             now,
         )
-        kept, size, truncated = journaled(request)
+        cut, size, truncated = journaled(request)
         namespace.journal.add(
             JournalEntry(
                 start_time=now,
                 method=METHOD,
                 version="admin",
                 metadata=request_headers(context),
-                request=kept,
+                request=kept(cut),
                 request_size=size,
                 request_truncated=truncated,
                 flow_id=current_flow_id.get(),

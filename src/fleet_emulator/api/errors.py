@@ -8,8 +8,8 @@ Errors may echo what a client sent, and trailers have a size limit (8 KiB by def
 the client gets a bare RESOURCE_EXHAUSTED instead. So every status is bounded here, whatever made it: the
 message to ``MAX_MESSAGE_BYTES`` once percent-encoded as ``grpc-message`` carries it, each text in the
 details to ``MAX_TEXT`` characters, at most ``MAX_VIOLATIONS`` violations, and the serialized status to
-``MAX_STATUS_BYTES`` (violations and then metadata are dropped from the end until it fits); cut text ends in
-"…".
+``MAX_STATUS_BYTES`` (violations but the first, then metadata but the flow id, then message text are
+dropped until it fits); cut text ends in "…".
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _details(error: domain.EmulatorError) -> list[Message]:
             error_details_pb2.ResourceInfo(
                 resource_type=error.resource_type,
                 resource_name=_cut(error.resource_name),
-                description=bounded_message(error.message),
+                description=_cut(error.message),
             )
         ]
     if isinstance(error, domain.FailedPrecondition):
@@ -128,8 +128,9 @@ VIOLATION_LISTS: tuple[tuple[Any, str], ...] = (
 
 
 def _fit(status: status_pb2.Status, flow_id: str) -> None:
-    """Shrink the status until it fits ``MAX_STATUS_BYTES``: violations from the end first, then the
-    ErrorInfo metadata but the flow id, then every detail but ErrorInfo and RequestInfo."""
+    """Shrink the status until it fits ``MAX_STATUS_BYTES``, keeping every kind of detail it has: the
+    violations but the first, then the ErrorInfo metadata but the flow id, then the message (down to
+    ``MAX_TEXT``; the status sent carries the same), and only then the details of its code."""
     while status.ByteSize() > MAX_STATUS_BYTES:
         if any(_drop_last_violation(detail) for detail in status.details[2:]):
             continue
@@ -139,6 +140,8 @@ def _fit(status: status_pb2.Status, flow_id: str) -> None:
             info.metadata.clear()
             info.metadata["flow_id"] = flow_id
             status.details[0].Pack(info)
+        elif len(status.message) > MAX_TEXT:
+            status.message = _cut(status.message)
         elif len(status.details) > 2:
             del status.details[2:]
         else:
@@ -146,13 +149,14 @@ def _fit(status: status_pb2.Status, flow_id: str) -> None:
 
 
 def _drop_last_violation(detail: any_pb2.Any) -> bool:
-    """Remove the last violation of a packed BadRequest, PreconditionFailure or QuotaFailure, if any."""
+    """Remove the last violation of a packed BadRequest, PreconditionFailure or QuotaFailure, if it has more
+    than one."""
     for kind, name in VIOLATION_LISTS:
         if detail.Is(kind.DESCRIPTOR):
             unpacked = kind()
             detail.Unpack(unpacked)
             items = getattr(unpacked, name)
-            if not items:
+            if len(items) <= 1:
                 return False
             del items[-1]
             detail.Pack(unpacked)

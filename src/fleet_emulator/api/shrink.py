@@ -3,7 +3,8 @@
 A request up to ``MAX_JOURNALED_BYTES`` is kept as it came. A larger one is copied with every string and
 bytes value cut to ``MAX_TEXT`` characters (a cut string ends in "…") and every repeated or map field to
 its first ``MAX_ITEMS`` items, at any depth; if the copy is still too large, an empty message of the type
-stands in for it. The journal entry records that it was cut and the size that came.
+stands in for it. The journal entry records that it was cut and the size that came. ``kept`` is what the
+journal holds of a message: its bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+
+from fleet_emulator.domain.journal import Kept
 
 MAX_JOURNALED_BYTES = 64 * 1024
 MAX_TEXT = 1024
@@ -30,6 +33,10 @@ def journaled(request: Message) -> tuple[Message, int, bool]:
     if cut.ByteSize() > MAX_JOURNALED_BYTES:
         cut = type(request)()
     return cut, size, True
+
+
+def kept(message: Message) -> Kept:
+    return Kept(message.SerializeToString(), type(message).FromString)
 
 
 def _text(value: Any) -> Any:

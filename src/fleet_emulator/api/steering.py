@@ -21,10 +21,10 @@ from google.rpc import error_details_pb2
 
 from fleet_emulator.api.convert import timedelta_of
 from fleet_emulator.api.errors import fault_status
-from fleet_emulator.api.shrink import journaled
+from fleet_emulator.api.shrink import journaled, kept
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.errors import EmulatorError, Unavailable
-from fleet_emulator.domain.journal import MAX_MESSAGES, JournalEntry, redact
+from fleet_emulator.domain.journal import JournalEntry, redact
 from fleet_emulator.domain.namespaces import Namespace
 
 CANCELLED = 1
@@ -125,7 +125,7 @@ class CallWatch:
     async def sent(self, message: Message) -> None:
         """Journal a message of a stream, then break or stall the stream if its rule says so now."""
         entry = self.entry
-        entry.sent(message, message.ByteSize() if len(entry.messages) < MAX_MESSAGES else 0)
+        entry.sent(kept(message) if entry.keeps_messages else None)
         await self._between_messages()
 
     async def _between_messages(self) -> None:
@@ -185,13 +185,13 @@ def watch(
     """Open the call's journal entry; ``CallWatch.arm`` takes its fault action later."""
     is_message = isinstance(request, Message)
     resumed = getattr(request, "last_message_id", "") if is_message else ""
-    kept, size, truncated = journaled(request) if is_message else (None, 0, False)
+    cut, size, truncated = journaled(request) if is_message else (None, 0, False)
     entry = JournalEntry(
         start_time=namespace.emulation.fleets.clock.now(),
         method=method,
         version=method.split("/")[1].rsplit(".", 2)[-2],
         metadata=request_headers(context),
-        request=kept,
+        request=kept(cut) if cut is not None else None,
         flow_id=flow_id,
         peer=context.peer() or "",
         resumed_from=_shown(resumed),

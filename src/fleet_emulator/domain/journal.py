@@ -1,19 +1,21 @@
 """The call journal of a namespace: every call to the emulated API, for tests to check what a client did.
 
 Entries are kept in memory, per process and namespace, and each has an increasing sequence number so that a
-test can read only what came after the last entry it saw. Requests and messages are kept as they were
-(immutable messages), so that journaling costs a call almost nothing; the API layer cuts a request larger
-than it journals whole and tells each entry how many bytes it holds. Memory is bounded three ways, the
-oldest entries dropped first: at most ``capacity`` entries and ``budget_bytes`` per namespace, and
+test can read only what came after the last entry it saw. Requests and stream messages are kept as their
+bytes (``Kept``; a message object takes five times as much memory), read back only when the journal is
+read; the API layer cuts a request larger than it journals whole. Memory is bounded three ways, the oldest
+entries dropped first: at most ``capacity`` entries and ``budget_bytes`` per namespace, and
 ``JournalPool.total_bytes`` for the journals of all namespaces together (the entry dropped is then the
-oldest of all). A stream's entry grows with each message it keeps (at most ``MAX_MESSAGES``).
+oldest of all). An entry counts its own overhead, its headers and the bytes it keeps; a stream's entry
+grows with each message it keeps (at most ``MAX_MESSAGES``), and one dropped while its stream goes on
+keeps none.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,11 +24,28 @@ CAPACITY = 10_000
 BUDGET_BYTES = 16 * 1024 * 1024
 TOTAL_BUDGET_BYTES = 64 * 1024 * 1024
 MAX_MESSAGES = 100
-ENTRY_OVERHEAD_BYTES = 1024  # the entry itself, its strings and its datetimes, roughly
+ENTRY_OVERHEAD_BYTES = 1536  # the entry itself, its strings, dictionaries and datetimes, as measured
+KEPT_OVERHEAD_BYTES = 120  # a Kept and its bytes object, beyond the bytes themselves
 REDACTED = "<redacted>"
 CREDENTIAL_PARTS = ("auth", "token", "key", "cookie", "secret", "passw", "session")
 
 _order = itertools.count(1)  # across every journal: which entry is the oldest of all
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A message as the journal keeps it: its bytes, and how to read them back."""
+
+    data: bytes
+    load: Callable[[bytes], Any]
+
+    @property
+    def message(self) -> Any:
+        return self.load(self.data)
+
+    @property
+    def size(self) -> int:
+        return len(self.data) + KEPT_OVERHEAD_BYTES
 
 
 @dataclass
@@ -35,7 +54,7 @@ class JournalEntry:
     method: str
     version: str
     metadata: dict[str, str]
-    request: Any  # as the API layer received it (cut if it was large); JSON only when the journal is read
+    request: Kept | None  # as the API layer received it (cut if it was large); None if it did not parse
     flow_id: str
     peer: str
     sequence: int = 0
@@ -43,7 +62,7 @@ class JournalEntry:
     status_message: str = ""
     duration: timedelta = timedelta(0)
     finished: bool = False  # False while the call is still running (a stream, say)
-    messages: list[Any] = field(default_factory=list)  # the first MAX_MESSAGES sent, as sent
+    messages: list[Kept] = field(default_factory=list)  # the first MAX_MESSAGES sent
     message_count: int = 0
     resumed_from: str = ""
     client: str = ""  # the token's subject, a digest of the token, or the peer's host
@@ -56,13 +75,17 @@ class JournalEntry:
     order: int = 0
     journal: Journal | None = field(default=None, repr=False, compare=False)
 
-    def sent(self, message: Any, size: int) -> None:
-        """Count a message of the stream, keeping the first ``MAX_MESSAGES`` (``size`` bytes each)."""
+    @property
+    def keeps_messages(self) -> bool:
+        """Whether the next message of the stream is kept: the first ``MAX_MESSAGES``, while in a journal."""
+        return self.journal is not None and len(self.messages) < MAX_MESSAGES
+
+    def sent(self, message: Kept | None) -> None:
+        """Count a message of the stream, and keep it if given (see ``keeps_messages``)."""
         self.message_count += 1
-        if len(self.messages) < MAX_MESSAGES:
+        if message is not None and self.journal is not None:
             self.messages.append(message)
-            if self.journal is not None:
-                self.journal.grew(self, size)
+            self.journal.grew(self, message.size)
 
 
 def redact(metadata: dict[str, str]) -> dict[str, str]:
@@ -121,7 +144,8 @@ class Journal:
     def add(self, entry: JournalEntry) -> JournalEntry:
         self._sequence += 1
         entry.sequence, entry.order, entry.journal = self._sequence, next(_order), self
-        entry.size = ENTRY_OVERHEAD_BYTES + metadata_size(entry.metadata) + entry.request_size
+        kept = entry.request.size if entry.request is not None else 0
+        entry.size = ENTRY_OVERHEAD_BYTES + metadata_size(entry.metadata) + kept
         self.entries.append(entry)
         self._count(entry.size)
         return entry
@@ -140,6 +164,7 @@ class Journal:
     def drop_oldest(self) -> None:
         entry = self.entries.popleft()
         entry.journal = None
+        entry.messages.clear()  # its stream may go on and hold the entry: not the messages
         self.used -= entry.size
         self.pool.used -= entry.size
 

@@ -41,7 +41,7 @@ def rpc(entry: JournalEntry) -> str:
 
 def field(entry: JournalEntry, name: str) -> str:
     """A string field of the request, empty when the request has no such field (or did not parse)."""
-    request = entry.request
+    request = entry.request.message if entry.request is not None else None
     if request is None or name not in request.DESCRIPTOR.fields_by_name:
         return ""
     return str(getattr(request, name))
@@ -173,13 +173,13 @@ def stream_reopened_without_resume(calls: Sequence[JournalEntry]) -> Iterator[Re
         earlier = delivered.get(event_id)
         if earlier is not None and not entry.resumed_from:
             complete = len(earlier.messages) == earlier.message_count  # else the last id is not kept
-            last = f" up to message_id {earlier.messages[-1].message_id}" if complete else ""
+            last = f" up to message_id {earlier.messages[-1].message.message_id}" if complete else ""
             note = (
                 f"{described(entry)} opened without last_message_id after call {earlier.sequence} "
                 f"received events{last}: the events in between are lost"
             )
             yield ReportedCall(entry, note)
-        if any(message.HasField("event") for message in entry.messages):
+        if any(kept.message.HasField("event") for kept in entry.messages):
             delivered[event_id] = entry
 
 
