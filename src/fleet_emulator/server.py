@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import logging
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -46,6 +49,7 @@ ADMIN_SAME_PORT = -1
 ADMIN_OFF = -2
 SETTLE_INTERVAL_S = 0.25  # how often due wake-ups are settled (``wake_ups.py``)
 SWEEP_INTERVAL_S = 60.0  # how often idle namespaces are looked for, at most
+TRIM_INTERVAL_S = 30.0  # how often freed memory is given back to the system
 STOP_MARGIN_S = 2.0  # what stopping may take beyond the grace period, per step
 
 
@@ -83,6 +87,15 @@ class Settings:
     jwt_secret: str = ""  # empty: a random secret (on Redis, one shared by every replica)
     grace_seconds: float = 5.0
     limits: NamespaceLimits = DEFAULT_LIMITS
+
+
+def _malloc_trim() -> Callable[[int], object] | None:
+    """glibc's ``malloc_trim(0)``, which gives the heap's free pages back to the system, or None elsewhere."""
+    try:
+        trim: Callable[[int], object] = ctypes.CDLL("libc.so.6").malloc_trim
+        return trim
+    except (OSError, AttributeError):
+        return None
 
 
 class _HeaderEncodingNoise(logging.Filter):
@@ -210,6 +223,8 @@ class Emulator:
         self.tasks.start("backend-health", self.health.follow)
         self.tasks.start("wake-ups", self._settle_wake_ups)
         self.tasks.start("idle-namespaces", self._drop_idle_namespaces)
+        if (trim := _malloc_trim()) is not None:
+            self.tasks.start("memory-trim", functools.partial(self._trim_memory, trim))
         if self.settings.simulate:
             simulator = Simulator(
                 self.namespaces.default.emulation,
@@ -248,6 +263,13 @@ class Emulator:
             keep_cancellation()
             if dropped:
                 log.info("dropped %d idle namespaces: %s", len(dropped), ", ".join(dropped))
+
+    async def _trim_memory(self, trim: Callable[[int], object]) -> None:
+        """Give memory freed by closed streams and dropped entries back to the system now and then: glibc
+        keeps freed pages in its heap otherwise, and the process would look as large as it ever was."""
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL_S)
+            trim(0)
 
     async def stop(self) -> None:
         """Stop serving: background tasks, open streams (UNAVAILABLE at once), then in-flight calls after

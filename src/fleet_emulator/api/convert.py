@@ -34,8 +34,8 @@ from fleet_emulator.domain.service import FleetView
 from fleet_emulator.domain.streams import vehicle_events_id
 
 Convert = Callable[[Any], Any]
-VEHICLE_CACHE_SIZE = 10_000
-EVENT_CACHE_SIZE = 10_000
+VEHICLE_CACHE_SIZE = 10_000  # vehicles (the latest state of each)
+EVENT_CACHE_SIZE = 2_000  # the events being fanned out now; older ones are converted again if replayed
 Step = tuple[str, str, Convert, bool]  # domain attribute, proto field ("" for a union), converter, repeated
 # protobuf's stubs type descriptors as optional unions of two implementations: kept loose here.
 Descriptor = Any
@@ -91,7 +91,7 @@ class VersionAdapter:
         default_factory=dict, compare=False
     )
     _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
-    _vehicles: dict[tuple[str, str], Message] = field(default_factory=dict, compare=False)
+    _vehicles: dict[str, tuple[str, Message]] = field(default_factory=dict, compare=False)
     _events: dict[int, tuple[Event, Message]] = field(default_factory=dict, compare=False)
 
     def proto_name(self, domain_name: str) -> str:
@@ -220,13 +220,17 @@ class VersionAdapter:
         return message
 
     def vehicle(self, vehicle: Vehicle) -> Any:
-        """The vehicle's message, built once per content: its etag changes whenever anything in it does."""
-        key = (vehicle.id, vehicle.etag)
-        message = self._vehicles.get(key)
-        if message is None:
-            message = self._vehicles[key] = self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR)
-            if len(self._vehicles) > VEHICLE_CACHE_SIZE:
-                del self._vehicles[next(iter(self._vehicles))]
+        """The vehicle's message, built once per content: its etag changes whenever anything in it does.
+        Only the latest state of each vehicle is kept, so that a vehicle that keeps changing (the
+        simulator's) takes one place."""
+        cached = self._vehicles.get(vehicle.id)
+        if cached is not None and cached[0] == vehicle.etag:
+            return cached[1]
+        message = self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR)
+        self._vehicles.pop(vehicle.id, None)
+        self._vehicles[vehicle.id] = (vehicle.etag, message)
+        if len(self._vehicles) > VEHICLE_CACHE_SIZE:
+            del self._vehicles[next(iter(self._vehicles))]
         return message
 
     def event(self, event: Event) -> Any:

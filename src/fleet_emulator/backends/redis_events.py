@@ -34,7 +34,7 @@ from fleet_emulator.domain.message_ids import ZERO, MessageId
 from fleet_emulator.domain.models import Vehicle
 
 log = logging.getLogger(__name__)
-DECODED_CACHE_SIZE = 20_000
+DECODED_CACHE_SIZE = 2_000  # per namespace: the entries being read now
 
 APPEND = """
 local last = redis.call('GET', KEYS[2]) or '0-0'

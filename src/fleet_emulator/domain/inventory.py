@@ -86,6 +86,9 @@ class Inventory:
         return changed
 
     async def delete_fleet(self, fleet_id: str) -> None:
+        violations = Violations()
+        check_fleet_id(fleet_id, violations)
+        violations.raise_if_any(reasons.FIELD_INVALID)
         if not await self.store.delete_fleet(fleet_id):
             await existing_fleet(self.store, fleet_id)  # raises the NOT_FOUND
 
