@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.harness import (
     GRPCURL_STATUS_EXIT_BASE,
+    EmulatorProcess,
     call,
     get_field,
     grpcurl,
@@ -180,3 +181,16 @@ def test_an_update_with_a_stale_etag_is_aborted(address: str) -> None:
     error = parse_error(stale.stderr)
     assert error.detail("google.rpc.ErrorInfo")["reason"] == "ETAG_MISMATCH"
     assert get_field(error.detail("google.rpc.ResourceInfo"), "resource_name") == vehicle_id
+
+
+def test_header_values_that_are_not_utf8_are_served_without_a_traceback(
+    demo_emulator: EmulatorProcess,
+) -> None:
+    before = demo_emulator.output()
+    for name in ("x-note", "x-flow-id", "x-emulator-namespace"):
+        result = grpcurl(
+            "-plaintext", "-H", f"{name}: a\udcffb", demo_emulator.address, f"{V2}/ListFleets"
+        )  # the raw byte 0xff on the wire
+        assert result.returncode in (0, GRPCURL_STATUS_EXIT_BASE + 3), result.stderr
+    logged = demo_emulator.output()[len(before) :]
+    assert "Traceback" not in logged and "Invalid encoding" not in logged, logged
