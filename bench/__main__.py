@@ -18,16 +18,22 @@ from typing import Any
 
 import grpc
 
-from bench.load import Load, StreamLoad
+from bench.load import Load, ScenarioLoad, StreamLoad
 from bench.report import Comparison, format_bars, format_table, write_results
+from bench.scenario_load import run_scenario_benchmarks
 from bench.streaming import run_stream_benchmarks
 from bench.unary import run_unary_benchmarks
 
-BENCHMARKS: tuple[Callable[[Load], list[Comparison]], ...] = (run_unary_benchmarks, run_stream_benchmarks)
+BENCHMARKS: tuple[Callable[[Load], list[Comparison]], ...] = (
+    run_unary_benchmarks,
+    run_stream_benchmarks,
+    run_scenario_benchmarks,
+)
 QUICK = Load(
     warmup_seconds=0.5,
     measure_seconds=2.0,
     rounds=1,
+    scenario=ScenarioLoad(vehicles=2_000, rounds=1, quiet_seconds=3.0),
     streams=StreamLoad(
         fanout_deliveries=10_000,
         fanout_max_events=500,

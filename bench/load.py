@@ -57,6 +57,17 @@ class StreamLoad:
 
 
 @dataclass(frozen=True)
+class ScenarioLoad:
+    """Vehicles in the scenario (spread over ``FLEETS``), loads per backend, the quiet window before them
+    and the pace of the GetVehicle probe."""
+
+    vehicles: int = 10_000
+    rounds: int = 2
+    quiet_seconds: float = 5.0
+    probe_per_second: float = 200.0
+
+
+@dataclass(frozen=True)
 class Load:
     """The client load: client processes, calls in flight in each, and windows (one per server per round)
     of the unary benchmarks, and the streaming load."""
@@ -67,6 +78,7 @@ class Load:
     measure_seconds: float = 4.0
     rounds: int = 2
     streams: StreamLoad = StreamLoad()
+    scenario: ScenarioLoad = ScenarioLoad()
 
 
 @dataclass(frozen=True)
