@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run gen check-gen lint format types unit test bench docs publish-protos clean
+.PHONY: setup run gen check-gen lint format types unit test bench soak docs publish-protos clean fuzz
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,14 @@ unit: setup
 
 test: lint types check-gen unit  ## every check: lint, types, generated code, the whole test suite
 
+fuzz: setup  ## long fuzz: FUZZ_CALLS (default 100000) calls over both backends against real processes
+	FUZZ_CALLS=$${FUZZ_CALLS:-100000} $(BIN)/pytest tests/fuzz -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
+
 bench: setup  ## throughput and latency against a bare grpc.aio server, as ratios
 	$(BIN)/python -m bench
+
+soak: setup  ## RSS of a real serve under 1,000 streams and traffic for 10 min (SOAK_ARGS="--minutes 3 --backend redis")
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 docs: setup  ## regenerate the error catalogue in README.md
 	$(BIN)/python scripts/update_readme.py

@@ -305,7 +305,8 @@ async def test_each_token_issued_is_journaled_with_its_subject_and_expiry(target
         START + timedelta(seconds=150),
     ]
     assert [e.start_time for e in issued] == [START, START + timedelta(seconds=30)]
-    assert issued[0].request.message.subject == "renewer"
+    request = issued[0].request
+    assert request is not None and request.message.subject == "renewer"
     listed = await target.admin.ListJournalEntries(
         adm.ListJournalEntriesRequest(method="IssueToken"), metadata=headers(name)
     )
