@@ -23,12 +23,7 @@ from fleet_emulator.api.errors import to_status
 from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, watch
 from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import (
-    EmulatorError,
-    FieldViolation,
-    Internal,
-    InvalidArgument,
-)
+from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 from fleet_emulator.domain.reasons import Reason

@@ -31,7 +31,6 @@ MAX_MESSAGE_BYTES = 1536  # as sent in grpc-message, where a byte outside printa
 MAX_TEXT = 256  # characters of each metadata value, field, description or subject in the details
 MAX_VIOLATIONS = 20
 MAX_STATUS_BYTES = 3072  # serialized google.rpc.Status; its base64 in grpc-status-details-bin is 4 KiB
-ELLIPSIS = "…"
 
 
 def bounded_message(text: str) -> str:
@@ -40,12 +39,12 @@ def bounded_message(text: str) -> str:
     for index, char in enumerate(text):
         size += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode())
         if size > MAX_MESSAGE_BYTES - 9:  # room for the encoded ellipsis
-            return text[:index] + ELLIPSIS
+            return text[:index] + domain.ELLIPSIS
     return text
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + ELLIPSIS
+    return domain.shown(text, MAX_TEXT)
 
 
 def _details(error: domain.EmulatorError) -> list[Message]:

@@ -14,12 +14,12 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from fleet_emulator.domain.errors import shown
 from fleet_emulator.domain.journal import Kept
 
 MAX_JOURNALED_BYTES = 64 * 1024
 MAX_TEXT = 1024
 MAX_ITEMS = 100
-ELLIPSIS = "…"
 
 
 def journaled(request: Message) -> tuple[Message, int, bool]:
@@ -40,8 +40,8 @@ def kept(message: Message) -> Kept:
 
 
 def _text(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        return value[: MAX_TEXT - 1] + ELLIPSIS
+    if isinstance(value, str):
+        return shown(value, MAX_TEXT)
     if isinstance(value, bytes) and len(value) > MAX_TEXT:
         return value[:MAX_TEXT]
     return value

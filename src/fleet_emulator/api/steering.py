@@ -23,7 +23,7 @@ from fleet_emulator.api.convert import timedelta_of
 from fleet_emulator.api.errors import fault_status
 from fleet_emulator.api.shrink import journaled, kept
 from fleet_emulator.domain import faults
-from fleet_emulator.domain.errors import EmulatorError, Unavailable
+from fleet_emulator.domain.errors import EmulatorError, Unavailable, shown
 from fleet_emulator.domain.journal import JournalEntry, redact
 from fleet_emulator.domain.namespaces import Namespace
 
@@ -65,19 +65,16 @@ def _about(request: Any) -> tuple[str, str]:
     return fleet_id, vehicle_id
 
 
-MAX_HEADER_TEXT = 1024
-
-
-def _shown(value: str) -> str:
-    """A header value or resume point as the journal keeps it: at most ``MAX_HEADER_TEXT`` characters."""
-    return value if len(value) <= MAX_HEADER_TEXT else value[: MAX_HEADER_TEXT - 1] + "…"
+MAX_HEADER_TEXT = 1024  # characters of a header value or resume point the journal keeps
 
 
 def request_headers(context: Any) -> dict[str, str]:
     """The call's request headers for the journal: credentials redacted, binary values by their size, long
     values cut."""
     metadata = context.invocation_metadata() or ()
-    return redact({k: _shown(v) if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata})
+    return redact(
+        {k: shown(v, MAX_HEADER_TEXT) if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata}
+    )
 
 
 @dataclass
@@ -194,7 +191,7 @@ def watch(
         request=kept(cut) if cut is not None else None,
         flow_id=flow_id,
         peer=context.peer() or "",
-        resumed_from=_shown(resumed),
+        resumed_from=shown(resumed, MAX_HEADER_TEXT),
         request_size=size,
         request_truncated=truncated,
     )

@@ -44,11 +44,13 @@ class PreconditionViolation:
 
 
 MAX_SHOWN = 60
+ELLIPSIS = "…"
 
 
 def shown(text: str, most: int = MAX_SHOWN) -> str:
-    """Client input quoted in an error message, cut short: the message travels in a trailer."""
-    return text if len(text) <= most else text[: most - 1] + "…"
+    """Text cut to at most ``most`` characters, ending in an ellipsis when cut: client input quoted in an
+    error (which travels in a trailer) or kept in the journal."""
+    return text if len(text) <= most else text[: most - 1] + ELLIPSIS
 
 
 class EmulatorError(Exception):
