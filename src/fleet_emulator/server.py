@@ -1,11 +1,14 @@
 """Builds and runs the emulator's gRPC server: every API version, admin, health, reflection, graceful stop.
 
 ``Emulator`` wires the backends, the namespaces (each with its domain services, faults and journal) and
-the servicers, runs the simulator on the default namespace when asked, and settles due wake-ups of
-vehicles every ``SETTLE_INTERVAL_S``. The admin service is on the API port by default, or on a port of its
-own, or off. Health (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is
-seeded, then follows the backend; on stop it goes back to NOT_SERVING before in-flight calls get a grace
-period.
+the servicers. Its background tasks, supervised (``domain/background.py``), follow the backend's health,
+settle due wake-ups of vehicles every ``SETTLE_INTERVAL_S``, drop idle namespaces, give freed memory back
+to the system every ``TRIM_INTERVAL_S`` and run the simulator on the default namespace when asked. The
+admin service is on the API port by default (behind ``--admin-token`` if set), or on a port of its own, or
+off. Health (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded,
+then follows the backend. ``serve_until`` stops in any phase: on stop, health goes back to NOT_SERVING,
+open streams end at once and unary calls in flight get a grace period, every step bounded in time. A
+problem at start is a ``StartupError`` naming the setting to look at.
 """
 
 from __future__ import annotations
