@@ -43,6 +43,7 @@ UNUSABLE = (
 )
 SCHEMES = ("redis", "rediss", "unix")
 PROBE_TIMEOUT_S = 2.0  # each wait of the start-up ping
+FIRST_RETRY_S = 0.1  # then doubling up to 2 s
 
 
 class BackendUnreachable(Exception):
@@ -145,7 +146,7 @@ class RedisBackends:
         probe = self.new_client(
             socket_connect_timeout=short, socket_timeout=short, single_connection_client=True
         )
-        delay = 0.1
+        delay = FIRST_RETRY_S
         try:
             while True:
                 try:
@@ -154,15 +155,16 @@ class RedisBackends:
                 except UNUSABLE as exc:
                     raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
                 except FAILURES as exc:
-                    if time.monotonic() + delay > deadline:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
                         raise BackendUnreachable(
                             f"Redis at {safe_url(self.url)} did not answer within {timeout_s:g} s "
                             f"(--redis-connect-timeout): {_cause(exc)}"
                         ) from None
-                    if delay == 0.1:
+                    if delay == FIRST_RETRY_S:
                         url = safe_url(self.url)
                         log.warning("waiting up to %g s for Redis at %s: %s", timeout_s, url, _cause(exc))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(delay, left))
                 keep_cancellation()
                 delay = min(delay * 2, 2.0)
         finally:
