@@ -119,7 +119,9 @@ async def test_replicas_on_one_redis_share_one_random_secret_and_a_configured_on
     redis_url: str,
 ) -> None:
     replicas = [await start_emulator(backend="redis", redis_url=redis_url) for _ in range(2)]
-    configured = await start_emulator(backend="redis", redis_url=redis_url, jwt_secret="configured")
+    configured = await start_emulator(
+        backend="redis", redis_url=redis_url, jwt_secret="a-configured-secret-of-32-bytes-at-least"
+    )
     try:
         token = await token_of(replicas[0])
         assert await accepts(replicas[1], token)
