@@ -41,17 +41,13 @@ class RedisStateStore:
     async def claim_seeding(self) -> bool:
         return bool(await self.client.set(self.keys.seeded, "1", nx=True))
 
-    @mapped
     async def put_fleet(self, fleet: Fleet) -> None:
-        async with self.client.pipeline(transaction=True) as tx:
-            tx.hset(self.keys.fleets, fleet.id, json.dumps(encode(fleet)))
-            tx.zadd(self.keys.fleet_ids, {fleet.id: 0})
-            await tx.execute()
+        await self.put_all([fleet], [])
 
     @mapped
     async def put_all(self, fleets: Sequence[Fleet], vehicles: Sequence[Vehicle]) -> None:
-        """Pipelined in transactions of ``BATCH`` items; vehicles that move to another fleet leave the old
-        fleet's set, as in ``put_vehicle``."""
+        """Pipelined in transactions of ``BATCH`` items (``put_fleet`` and ``put_vehicle`` are batches of
+        one); a vehicle that moves to another fleet leaves the old fleet's set."""
         for start in range(0, len(fleets), BATCH):
             async with self.client.pipeline(transaction=True) as tx:
                 for fleet in fleets[start : start + BATCH]:
@@ -100,15 +96,8 @@ class RedisStateStore:
             removed, *_ = await tx.execute()
         return bool(removed)
 
-    @mapped
     async def put_vehicle(self, vehicle: Vehicle) -> None:
-        old = await self.get_vehicle(vehicle.id)
-        async with self.client.pipeline(transaction=True) as tx:
-            if old is not None and old.fleet_id != vehicle.fleet_id:
-                tx.zrem(self.keys.fleet_vehicle_ids(old.fleet_id), vehicle.id)
-            tx.hset(self.keys.vehicles, vehicle.id, json.dumps(encode(vehicle)))
-            tx.zadd(self.keys.fleet_vehicle_ids(vehicle.fleet_id), {vehicle.id: 0})
-            await tx.execute()
+        await self.put_all([], [vehicle])
 
     @mapped
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None:

@@ -21,20 +21,20 @@ class FieldPath:
     domain: str
 
 
-def resolves(kind: type, path: str) -> bool:
-    """Whether the dotted path names a field of the dataclass ``kind`` (at any depth)."""
-    return _resolves(kind, path.split("."))
-
-
-def check_paths(kind: type, paths: list[str], immutable: frozenset[str], violations: Violations) -> None:
-    """Add a violation on ``update_mask`` for each path that names no field of ``kind`` or may not change."""
+def check_paths(kind: type, paths: list[str], immutable: frozenset[str], violations: Violations) -> list[str]:
+    """Add a violation on ``update_mask`` for each path that names no field of ``kind`` or may not change;
+    the paths that are fine."""
     if not paths:
         violations.add("update_mask", "must name at least one field path")
+    fine = []
     for path in paths:
         if path in immutable:
             violations.add("update_mask", f"{path!r} cannot be changed")
         elif not _resolves(kind, path.split(".")):
             violations.add("update_mask", f"{path!r} is not a field path")
+        else:
+            fine.append(path)
+    return fine
 
 
 def copy_paths(target: T, source: T, paths: list[str]) -> T:

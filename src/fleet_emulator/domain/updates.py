@@ -15,8 +15,7 @@ from fleet_emulator.domain.changes import changes_between, event_for
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import Violations
 from fleet_emulator.domain.events import Event
-from fleet_emulator.domain.field_paths import FieldPath, copy_paths, resolves
-from fleet_emulator.domain.field_paths import check_paths as check_field_paths
+from fleet_emulator.domain.field_paths import FieldPath, check_paths, copy_paths
 from fleet_emulator.domain.flow import current_flow_id
 from fleet_emulator.domain.keyed_locks import KeyedLocks
 from fleet_emulator.domain.lookups import existing_vehicle
@@ -24,8 +23,7 @@ from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH, Vehicle
 from fleet_emulator.domain.streams import EventStreams
 from fleet_emulator.domain.validation import canonical_vehicle_id
-from fleet_emulator.domain.value_checks import check_paths as check_values_at
-from fleet_emulator.domain.value_checks import check_value
+from fleet_emulator.domain.value_checks import check_value, check_values_at
 
 IMMUTABLE = frozenset({"id", "fleet_id", "update_time", "etag", "wake_up"})
 
@@ -75,9 +73,8 @@ class VehicleUpdates:
         violations = Violations()
         canonical = canonical_vehicle_id(vehicle_id, violations, "vehicle.id")
         domain = [p.domain for p in paths]
-        check_field_paths(Vehicle, domain, IMMUTABLE, violations)
-        valid = [p for p in paths if p.domain not in IMMUTABLE and resolves(Vehicle, p.domain)]
-        check_values_at(source, valid, "vehicle", violations)
+        fine = check_paths(Vehicle, domain, IMMUTABLE, violations)
+        check_values_at(source, [p for p in paths if p.domain in fine], "vehicle", violations)
         violations.raise_if_any(reasons.FIELD_INVALID)
         return await self.update(canonical, lambda old: copy_paths(old, source, domain))
 

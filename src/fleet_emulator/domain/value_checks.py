@@ -2,8 +2,8 @@
 
 ``CHECKS`` names the rule of a field by its name, wherever it stands (``latitude`` in a vehicle's location
 and in a position-changed event alike); a text field without a rule of its own may have ``MAX_TEXT``
-characters, a list ``MAX_ITEMS`` items. ``check_value`` walks a whole value, ``check_paths`` the parts of a
-value that an update mask names, adding one violation per bad field, named as the client wrote it.
+characters, a list ``MAX_ITEMS`` items. ``check_value`` walks a whole value, ``check_values_at`` the parts
+of a value that an update mask names, adding one violation per bad field, named as the client wrote it.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _check_field(name: str, item: Any, where: str, violations: Violations, check
                 check_value(element, f"{where}[{index}]", violations, checks)
 
 
-def check_paths(
+def check_values_at(
     source: Any,
     paths: Sequence[FieldPath],
     where: str,

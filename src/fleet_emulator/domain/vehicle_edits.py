@@ -22,7 +22,7 @@ from fleet_emulator.domain.lookups import existing_vehicle
 from fleet_emulator.domain.models import OperationalStatus, Vehicle, VehicleSpec
 from fleet_emulator.domain.updates import VehicleUpdates
 from fleet_emulator.domain.validation import canonical_vehicle_id
-from fleet_emulator.domain.value_checks import CHECKS, MAX_LABEL, check_paths, text
+from fleet_emulator.domain.value_checks import CHECKS, MAX_LABEL, check_values_at, text
 from fleet_emulator.domain.wake_ups import WakeUps
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(VehicleSpec))
@@ -49,7 +49,7 @@ def _check(source: Vehicle, paths: Sequence[FieldPath], violations: Violations) 
                 f"{shown(path.name)!r} cannot be changed: UpdateVehicle changes label, "
                 "operational_status and the static description (all of it or its fields)",
             )
-    check_paths(source, [p for p in paths if p.domain in EDITABLE], "vehicle", violations, EDIT_CHECKS)
+    check_values_at(source, [p for p in paths if p.domain in EDITABLE], "vehicle", violations, EDIT_CHECKS)
 
 
 def _matches(etag: str, current: str) -> bool:
