@@ -139,6 +139,8 @@ class RedisEventLog:
 
 
 def _consume_outcome(task: asyncio.Task[None]) -> None:
+    """Retrieve a dead listener's failure (``_listen`` logged it; the next subscribe starts a new one), so
+    that asyncio does not report it as never retrieved."""
     if not task.cancelled():
         task.exception()
 
@@ -167,9 +169,7 @@ class RedisStateFeed:
         if self._listener is None or self._listener.done():
             self._subscribed = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(), name="redis-state-feed")
-            self._listener.add_done_callback(
-                _consume_outcome
-            )  # logged in _listen; the next subscribe restarts it
+            self._listener.add_done_callback(_consume_outcome)
         waiting = asyncio.ensure_future(self._subscribed.wait())
         done, _ = await asyncio.wait({waiting, self._listener}, return_when=asyncio.FIRST_COMPLETED)
         if waiting not in done:
