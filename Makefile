@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run gen check-gen lint format types unit test bench soak docs publish-protos clean fuzz
+.PHONY: setup browser run gen check-gen lint format types unit test bench soak docs publish-protos clean fuzz screenshots
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml requirements-dev.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+browser:  ## Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser)
+	command -v chromium >/dev/null || { $$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq && \
+		$$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq chromium; }
 
 run: setup  ## serve on :50051, in-memory backend, demo fleet
 	$(BIN)/fleet-emulator serve
@@ -37,7 +41,7 @@ format: setup
 types: setup
 	$(BIN)/mypy src tests bench scripts
 
-unit: setup
+unit: setup browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint types check-gen unit  ## every check: lint, types, generated code, the whole test suite
@@ -50,6 +54,9 @@ bench: setup  ## throughput and latency against a bare grpc.aio server, as ratio
 
 soak: setup  ## RSS of a real serve under 1,000 streams and traffic for 10 min (SOAK_ARGS="--minutes 3 --backend redis")
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+screenshots: setup browser  ## the console's pages as PNGs under docs/console/, shown in the README
+	$(BIN)/python scripts/screenshots.py
 
 docs: setup  ## regenerate the error catalogue in README.md
 	$(BIN)/python scripts/update_readme.py

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -33,7 +34,7 @@ from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
 from fleet_emulator.api.admin import AdminServicer
 from fleet_emulator.api.call_scope import TRANSPORT_MAX_BYTES, CallScopeInterceptor
 from fleet_emulator.api.health import HealthReporter
-from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS
+from fleet_emulator.api.versions import PACKAGE_PREFIX, VERSIONS, V2Servicer
 from fleet_emulator.backends.factory import Backends, BackendUnreachable, BackendUnusable, backends_for
 from fleet_emulator.domain.background import BackgroundTasks, keep_cancellation, stop_task, within
 from fleet_emulator.domain.clock import EmulatorClock
@@ -43,6 +44,9 @@ from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.scenario import load_scenario
 from fleet_emulator.domain.simulator import Simulator
 from fleet_emulator.domain.streams import DEFAULT_RETENTION, MAX_LENGTH, StreamSettings
+
+if TYPE_CHECKING:
+    from fleet_emulator.console.app import ConsoleApp
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,7 @@ class Settings:
     jwt_secret: str = ""  # empty: a random secret (on Redis, one shared by every replica)
     grace_seconds: float = 5.0
     limits: NamespaceLimits = DEFAULT_LIMITS
+    console_port: int | None = None  # the web console's port (0: a free one), or None for no console
 
 
 def _malloc_trim() -> Callable[[int], object] | None:
@@ -171,10 +176,10 @@ class Emulator:
         for version in VERSIONS:
             version.register(self.server, self.namespaces)
         self.admin_server: grpc.aio.Server | None = None
+        admin = AdminServicer(self.namespaces, self.clock)
         if settings.admin_port != ADMIN_OFF:
             own = settings.admin_port != ADMIN_SAME_PORT
             self.admin_server = _grpc_server(self.namespaces, settings.admin_token) if own else self.server
-            admin = AdminServicer(self.namespaces, self.clock)
             admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.admin_server)
         if self.admin_server is self.server:
             self.service_names.append(ADMIN_SERVICE)
@@ -186,10 +191,39 @@ class Emulator:
         )
         if self.admin_server is not None and self.admin_server is not self.server:
             reflection.enable_server_reflection([ADMIN_SERVICE, reflection.SERVICE_NAME], self.admin_server)
+        self.console = self._console(admin) if settings.console_port is not None else None
         self.port = 0
         self.admin_port = 0
+        self.console_port = 0
         self.tasks = BackgroundTasks()
         self._started: list[grpc.aio.Server] = []
+
+    def _console(self, admin: AdminServicer) -> ConsoleApp:
+        """The web console, imported only when it is on (aiohttp takes a while to import)."""
+        from fleet_emulator.console.app import ConsoleApp
+        from fleet_emulator.console.calls import Bridge, methods_of
+
+        services = {
+            "admin": methods_of(admin, admin_pb2.DESCRIPTOR.services_by_name["AdminService"], steers=True),
+            "v2": methods_of(
+                V2Servicer(self.namespaces),
+                V2Servicer.adapter.pb.DESCRIPTOR.services_by_name["FleetStateService"],
+                steers=False,
+            ),
+        }
+        bridge = Bridge(services, self.namespaces, self.settings.admin_token, self.admin_server is not None)
+        return ConsoleApp(bridge, lambda: self.health.serving, lambda: self.port)
+
+    async def _start_console(self, console: ConsoleApp, port: int) -> None:
+        host = self.settings.host
+        problem = _cannot_listen(host, port)
+        if problem is None:
+            try:
+                self.console_port = await console.start(host, port)
+                return
+            except OSError as exc:
+                problem = exc.strerror or str(exc)
+        raise StartupError("--console-port", f"cannot listen on {host}:{port}: {problem}", EXIT_CANNOT_LISTEN)
 
     def _bind(self, server: grpc.aio.Server, port: int, setting: str) -> int:
         address = f"{self.settings.host}:{port}"
@@ -215,6 +249,8 @@ class Emulator:
         await self.health.report(False)
         await self.server.start()
         self._started.append(self.server)
+        if self.console is not None and self.settings.console_port is not None:
+            await self._start_console(self.console, self.settings.console_port)
         try:
             await self.backends.connect(self.settings.redis_connect_timeout.total_seconds())
         except (BackendUnreachable, BackendUnusable) as exc:
@@ -248,6 +284,9 @@ class Emulator:
             if seeded
             else "kept the state already in the backend",
         )
+        if self.console is not None:
+            shown = "localhost" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+            log.info("web console on http://%s:%d/", shown, self.console_port)
         return self.port
 
     async def _settle_wake_ups(self) -> None:
@@ -283,6 +322,8 @@ class Emulator:
         self.namespaces.end_streams()
         servers, self._started = self._started, []
         await within(asyncio.gather(*(s.stop(grace) for s in servers)), grace + STOP_MARGIN_S, "gRPC stop")
+        if self.console is not None:
+            await within(self.console.stop(), STOP_MARGIN_S, "stopping the console")
         await within(self.namespaces.close(), STOP_MARGIN_S, "closing the namespaces")
         await within(self.backends.close(), STOP_MARGIN_S, "closing the backend")
 

@@ -59,8 +59,10 @@ def free_port() -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any ``FLEET_EMULATOR_*`` variable, plus ``extra``."""
+    """This process's environment without any ``FLEET_EMULATOR_*`` variable, plus ``extra``; the web
+    console on a free port, so that emulators started side by side do not compete for its default one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env[f"{ENV_PREFIX}CONSOLE_PORT"] = "0"
     env.update(extra)
     return env
 

@@ -191,6 +191,11 @@ ADMIN_TOKEN_INVALID = Reason(
     Code.UNAUTHENTICATED,
     "The bearer token of the admin call is not the emulator's admin token.",
 )
+ADMIN_SERVICE_OFF = Reason(
+    "ADMIN_SERVICE_OFF",
+    Code.PERMISSION_DENIED,
+    "The emulator runs with --no-admin: the web console shows the emulated API but cannot steer it.",
+)
 NAMESPACE_LIMIT_REACHED = Reason(
     "NAMESPACE_LIMIT_REACHED",
     Code.RESOURCE_EXHAUSTED,
