@@ -17,7 +17,7 @@ RUN pip install . \
 
 WORKDIR /
 USER emulator
-EXPOSE 50051
+EXPOSE 50051 8080
 
 # Healthy only when the gRPC health protocol itself answers SERVING (not merely an open port).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \

@@ -191,6 +191,13 @@ class ByteSize(click.ParamType[int, Any]):
     "when the admin service is on the API port).",
 )
 @option(
+    "--console-port",
+    default=8080,
+    type=click.IntRange(0, 65535),
+    help="Serve the web console, /metrics and /healthz over HTTP on this port (0 picks a free one).",
+)
+@option("--no-console", is_flag=True, default=False, help="Switch the web console off.")
+@option(
     "--simulate/--no-simulate",
     default=True,
     help="Move the default namespace's vehicles: drive, charge, sleep, missions (on the emulator's clock).",
@@ -355,6 +362,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
         jwt_secret=options["jwt_secret"],
         grace_seconds=options["grace_period"].total_seconds(),
         limits=limits,
+        console_port=None if options["no_console"] else options["console_port"],
     )
 
 

@@ -88,6 +88,7 @@ def test_compose_runs_the_emulator_after_a_healthy_persistent_redis() -> None:
     assert emulator["build"]["context"] == "."
     assert (ROOT / emulator["build"].get("dockerfile", "Dockerfile")).is_file()
     assert "50051:50051" in emulator["ports"]
+    assert "8080:8080" in emulator["ports"], "the web console"
     assert emulator["environment"]["FLEET_EMULATOR_BACKEND"] == "redis"
     assert emulator["environment"]["FLEET_EMULATOR_REDIS_URL"] == "redis://redis:6379/0"
     assert emulator["depends_on"] == {"redis": {"condition": "service_healthy"}}
@@ -101,7 +102,7 @@ def test_compose_runs_the_emulator_after_a_healthy_persistent_redis() -> None:
 
 def test_dockerfile_runs_serve_on_50051_from_python_3_11_slim() -> None:
     assert dockerfile("FROM") == ["python:3.11-slim"]
-    assert dockerfile("EXPOSE") == ["50051"]
+    assert dockerfile("EXPOSE") == ["50051 8080"]
     assert [exec_form(a) for a in dockerfile("ENTRYPOINT")] == [["fleet-emulator"]]
     assert [exec_form(a) for a in dockerfile("CMD")] == [["serve"]]
     assert any(re.search(r"\bpip install \.", run) for run in dockerfile("RUN"))
@@ -138,7 +139,12 @@ def test_emulator_serves_with_the_compose_command_and_environment(tmp_path: Path
     environment = {k: str(v) for k, v in service["environment"].items()}
     assert environment["FLEET_EMULATOR_BACKEND"] == "redis"
     assert environment["FLEET_EMULATOR_REDIS_URL"] == "redis://redis:6379/0", "the compose Redis service"
-    local_redis = {"FLEET_EMULATOR_REDIS_URL": redis_url, "FLEET_EMULATOR_PORT": str(port)}
+    assert environment["FLEET_EMULATOR_CONSOLE_PORT"] == "8080"
+    local_redis = {
+        "FLEET_EMULATOR_REDIS_URL": redis_url,
+        "FLEET_EMULATOR_PORT": str(port),
+        "FLEET_EMULATOR_CONSOLE_PORT": "0",
+    }
     env = clean_env(**{**environment, **local_redis})
 
     with serving(command, port, tmp_path / "serve.log", env) as emulator:

@@ -3,7 +3,8 @@
 
 The blocks run in a fresh folder that has the project's ``.venv`` (the quick start puts ``$PWD/.venv/bin``
 on the PATH), with the emulator's address in place of ``localhost:50051`` and in ``FLEET_EMULATOR_ADDRESS``
-for the CLI, which is what a user of ``make run`` has by default. A block must succeed (``set -e``), unless
+for the CLI, and its web console's in place of ``localhost:8080``, which is what a user of ``make run`` has
+by default. A block must succeed (``set -e``), unless
 an HTML comment right before it says otherwise: ``<!-- readme-test: exit N -->`` (its last command exits
 with N, as the README explains) or ``<!-- readme-test: skip: why -->`` (it starts the emulator itself, or
 needs Docker). Shell variables and exports carry from one block to the next, as in a terminal.
@@ -52,13 +53,13 @@ def blocks() -> list[Block]:
     ]
 
 
-def script(address: str) -> str:
+def script(address: str, console: str) -> str:
     """The blocks as one bash script that reports each block it starts and each expected exit code."""
     lines = ["set -o pipefail"]
     for block in blocks():
         if block.skipped:
             continue
-        body = block.body.replace("localhost:50051", address)
+        body = block.body.replace("localhost:50051", address).replace("localhost:8080", console)
         lines.append(f'echo "::block at README line {block.line}"')
         if block.expected_exit is None:
             lines += ["set -e", body, "set +e"]
@@ -77,14 +78,15 @@ def test_every_shell_block_is_run_skipped_or_expected_to_fail_for_a_stated_reaso
 
 
 def test_the_readme_runs_as_written_in_order(tmp_path: Path) -> None:
-    port = free_port()
+    port, console_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     log = tmp_path / "serve.log"
-    command = serve_command("--host", "127.0.0.1", "--port", str(port), simulate=True)
+    listen = ("--host", "127.0.0.1", "--port", str(port), "--console-port", str(console_port))
+    command = serve_command(*listen, simulate=True)
     with serving(command, port, log):
         result = subprocess.run(
-            ["bash", "-c", script(address)],
+            ["bash", "-c", script(address, f"127.0.0.1:{console_port}")],
             cwd=tmp_path,
             env=clean_env(FLEET_EMULATOR_ADDRESS=address),
             capture_output=True,
