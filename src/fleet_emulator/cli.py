@@ -286,6 +286,11 @@ class ByteSize(click.ParamType[int, Any]):
     help="How long in-flight calls get to finish on SIGTERM or SIGINT.",
 )
 @option(
+    "--uvloop/--no-uvloop",
+    default=True,
+    help="Run on uvloop where it is installed (Linux, macOS), else on asyncio's own event loop.",
+)
+@option(
     "--log-level",
     default="info",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -299,7 +304,8 @@ def serve(**options: Any) -> None:
     )
     settings = settings_from(options)
     try:
-        asyncio.run(_serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory(options["uvloop"])) as runner:
+            runner.run(_serve(settings))
     except StartupError as exc:
         raise SettingError(exc.setting, str(exc), exc.exit_code) from None
     except Exception as exc:
@@ -364,6 +370,18 @@ def settings_from(options: dict[str, Any]) -> Settings:
         limits=limits,
         console_port=None if options["no_console"] else options["console_port"],
     )
+
+
+def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when asked for and installed; None for asyncio's own."""
+    if not use_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def _serve(settings: Settings) -> None:

@@ -5,7 +5,7 @@ the servicers. Its background tasks, supervised (``domain/background.py``), foll
 settle due wake-ups of vehicles every ``SETTLE_INTERVAL_S``, drop idle namespaces, give freed memory back
 to the system every ``TRIM_INTERVAL_S`` and run the simulator on the default namespace when asked. The
 admin service is on the API port by default (behind ``--admin-token`` if set), or on a port of its own, or
-off. Health (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded,
+off; the web console (``console/``), when on, serves over HTTP from the same event loop. Health (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded,
 then follows the backend. ``serve_until`` stops in any phase: on stop, health goes back to NOT_SERVING,
 open streams end at once and unary calls in flight get a grace period, every step bounded in time. A
 problem at start is a ``StartupError`` naming the setting to look at.
@@ -273,7 +273,7 @@ class Emulator:
             )
             self.tasks.start("simulator", simulator.run)
         log.info(
-            "fleet emulator serving %s on %s:%d (admin %s, backend %s, simulator %s, %s)",
+            "fleet emulator serving %s on %s:%d (admin %s, backend %s, simulator %s, %s, event loop %s)",
             ", ".join(v.name for v in VERSIONS),
             self.settings.host,
             self.port,
@@ -283,6 +283,7 @@ class Emulator:
             f"loaded scenario {self.namespaces.scenario.name!r}"
             if seeded
             else "kept the state already in the backend",
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
         if self.console is not None:
             shown = "localhost" if self.settings.host in ("0.0.0.0", "::") else self.settings.host

@@ -118,6 +118,15 @@ class EmulatorProcess:
                 raise NotReady(f"not SERVING on {self.address} after {timeout:.0f} s:\n{output}")
             time.sleep(POLL_INTERVAL_S)
 
+    def wait_for_line(self, pattern: str, timeout: float = READY_TIMEOUT_S) -> re.Match[str]:
+        """The first match of ``pattern`` in the output, once the process has written it."""
+        deadline = time.monotonic() + timeout
+        while (found := re.search(pattern, self.output())) is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no line matching {pattern!r} in the output:\n{self.output()}")
+            time.sleep(POLL_INTERVAL_S)
+        return found
+
     def terminate(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """Send ``sig`` and wait; the exit code, or None when it had to be killed after ``timeout``."""
         if self.process.poll() is not None:

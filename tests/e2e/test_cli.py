@@ -7,11 +7,14 @@ environment, a custom ``--scenario`` written to a temporary folder, a broken sce
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -183,3 +186,40 @@ def test_a_port_in_use_stops_serve_with_a_clear_message(tmp_path: Path) -> None:
 
 def run_briefly(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False, env=clean_env())
+
+
+@pytest.mark.parametrize(("flags", "loop"), [((), "uvloop"), (("--no-uvloop",), "asyncio")])
+def test_serve_runs_on_uvloop_unless_told_not_to(tmp_path: Path, flags: tuple[str, ...], loop: str) -> None:
+    port = free_port()
+    command = serve_command("--host", "127.0.0.1", "--port", str(port), *flags)
+    with serving(command, port, tmp_path / "serve.log") as emulator:
+        line = emulator.wait_for_line(r"fleet emulator serving .*")[0]
+        listed = grpcurl("-plaintext", emulator.address, "list")
+    assert line.endswith(f"event loop {loop})")
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_serve_prints_the_console_url_and_serves_it(tmp_path: Path) -> None:
+    port, console_port = free_port(), free_port()
+    command = serve_command("--host", "127.0.0.1", "--port", str(port), "--console-port", str(console_port))
+    with serving(command, port, tmp_path / "serve.log") as emulator:
+        url = emulator.wait_for_line(r"web console on (\S+)")[1]
+        with urllib.request.urlopen(f"{url}healthz", timeout=5) as response:
+            health = json.load(response)
+        with urllib.request.urlopen(url, timeout=5) as response:
+            page = response.read().decode()
+    assert url == f"http://127.0.0.1:{console_port}/"
+    assert health == {"status": "SERVING"}
+    assert "<nav" in page
+
+
+def test_no_console_serves_no_console(tmp_path: Path) -> None:
+    port, console_port = free_port(), free_port()
+    command = serve_command("--host", "127.0.0.1", "--port", str(port), "--no-console")
+    env = clean_env(FLEET_EMULATOR_CONSOLE_PORT=str(console_port))
+    with serving(command, port, tmp_path / "serve.log", env) as emulator:
+        emulator.wait_for_line(r"fleet emulator serving")
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(f"http://127.0.0.1:{console_port}/healthz", timeout=5)
+        output = emulator.output()
+    assert "web console" not in output

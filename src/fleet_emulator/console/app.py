@@ -22,7 +22,6 @@ from aiohttp import web
 
 from fleet_emulator.console.calls import Bridge, Method
 
-
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 JSON_TYPE = "application/json"
