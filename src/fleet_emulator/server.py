@@ -5,8 +5,9 @@ the servicers. Its background tasks, supervised (``domain/background.py``), foll
 settle due wake-ups of vehicles every ``SETTLE_INTERVAL_S``, drop idle namespaces, give freed memory back
 to the system every ``TRIM_INTERVAL_S`` and run the simulator on the default namespace when asked. The
 admin service is on the API port by default (behind ``--admin-token`` if set), or on a port of its own, or
-off; the web console (``console/``), when on, serves over HTTP from the same event loop. Health (``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded,
-then follows the backend. ``serve_until`` stops in any phase: on stop, health goes back to NOT_SERVING,
+off; the web console (``console/``), when on, serves over HTTP from the same event loop. Health
+(``api/health.py``) reports NOT_SERVING until the backend answers and the scenario is seeded, then follows
+the backend. ``serve_until`` stops in any phase: on stop, health goes back to NOT_SERVING,
 open streams end at once and unary calls in flight get a grace period, every step bounded in time. A
 problem at start is a ``StartupError`` naming the setting to look at.
 """
@@ -95,6 +96,7 @@ class Settings:
     grace_seconds: float = 5.0
     limits: NamespaceLimits = DEFAULT_LIMITS
     console_port: int | None = None  # the web console's port (0: a free one), or None for no console
+    reuse_port: bool = False  # share the gRPC ports with other processes (SO_REUSEPORT), as workers do
 
 
 def _malloc_trim() -> Callable[[int], object] | None:
@@ -120,18 +122,21 @@ class _HeaderEncodingNoise(logging.Filter):
 logging.getLogger("grpc._cython.cygrpc").addFilter(_HeaderEncodingNoise())
 
 
-def _grpc_server(namespaces: Namespaces, admin_token: str) -> grpc.aio.Server:
+def _grpc_server(namespaces: Namespaces, admin_token: str, reuse_port: bool) -> grpc.aio.Server:
     headers = {v.service_name: v.response_headers for v in VERSIONS if v.response_headers}
     scope = CallScopeInterceptor(
         (PACKAGE_PREFIX, ADMIN_PACKAGE), PACKAGE_PREFIX, namespaces, headers, admin_token
     )
     return grpc.aio.server(
         interceptors=[scope],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES)],
+        options=[
+            ("grpc.so_reuseport", int(reuse_port)),
+            ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES),
+        ],
     )
 
 
-def _cannot_listen(host: str, port: int) -> str | None:
+def _cannot_listen(host: str, port: int, reuse_port: bool = False) -> str | None:
     """Why nothing can listen on ``host:port`` now (in use, not an address of this machine), or None.
 
     Checked with a socket of our own before gRPC binds, so that a port in use is one clear line rather
@@ -146,6 +151,8 @@ def _cannot_listen(host: str, port: int) -> str | None:
     for family, kind, protocol, _, address in addresses:
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 probe.bind(address)
             except OSError as exc:
@@ -171,7 +178,7 @@ class Emulator:
             settings.jwt_secret,
             settings.limits,
         )
-        self.server = _grpc_server(self.namespaces, settings.admin_token)
+        self.server = _grpc_server(self.namespaces, settings.admin_token, settings.reuse_port)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
             version.register(self.server, self.namespaces)
@@ -179,7 +186,11 @@ class Emulator:
         admin = AdminServicer(self.namespaces, self.clock)
         if settings.admin_port != ADMIN_OFF:
             own = settings.admin_port != ADMIN_SAME_PORT
-            self.admin_server = _grpc_server(self.namespaces, settings.admin_token) if own else self.server
+            self.admin_server = (
+                _grpc_server(self.namespaces, settings.admin_token, settings.reuse_port)
+                if own
+                else self.server
+            )
             admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.admin_server)
         if self.admin_server is self.server:
             self.service_names.append(ADMIN_SERVICE)
@@ -227,7 +238,7 @@ class Emulator:
 
     def _bind(self, server: grpc.aio.Server, port: int, setting: str) -> int:
         address = f"{self.settings.host}:{port}"
-        problem = _cannot_listen(self.settings.host, port)
+        problem = _cannot_listen(self.settings.host, port, self.settings.reuse_port)
         if problem is None:
             try:
                 bound: int = server.add_insecure_port(address)

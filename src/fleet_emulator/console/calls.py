@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +148,9 @@ class Bridge:
         except Exception as error:
             return _failed(error)
 
-    async def stream(self, method: Method, body: bytes, headers: Mapping[str, str]) -> AsyncIterator[Answer]:
+    async def stream(
+        self, method: Method, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncGenerator[Answer, None]:
         """Each message as ``{"message": ...}``, then ``{"status": ...}``. The stream counts as one of its
         namespace's open streams: deleting the namespace or stopping the emulator ends it with that error."""
         task = asyncio.current_task()
