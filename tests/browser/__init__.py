@@ -1,0 +1,1 @@
+"""Real-browser tests of the web console: Chromium, driven by Playwright, against a real serve."""
