@@ -10,11 +10,13 @@ phase it is, a second one at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -29,6 +31,8 @@ from fleet_emulator.domain.rate_rules import PRESETS, RateRulesError, rules_from
 from fleet_emulator.domain.scenario import ScenarioError
 from fleet_emulator.domain.streams import MAX_LENGTH
 from fleet_emulator.server import ADMIN_OFF, ADMIN_SAME_PORT, Emulator, Settings, StartupError
+from fleet_emulator.telemetry import logs
+from fleet_emulator.workers import run_workers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -286,6 +290,13 @@ class ByteSize(click.ParamType[int, Any]):
     help="How long in-flight calls get to finish on SIGTERM or SIGINT.",
 )
 @option(
+    "--workers",
+    default=1,
+    type=click.IntRange(1, 64),
+    help="Processes serving the port together (SO_REUSEPORT), acting as one emulator through Redis: "
+    "--backend redis only. The first runs the simulator and the web console.",
+)
+@option(
     "--uvloop/--no-uvloop",
     default=True,
     help="Run on uvloop where it is installed (Linux, macOS), else on asyncio's own event loop.",
@@ -296,15 +307,41 @@ class ByteSize(click.ParamType[int, Any]):
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="Log verbosity.",
 )
+@option(
+    "--log-format",
+    default="text",
+    type=click.Choice(logs.LOG_FORMATS),
+    help="Log lines as text, or as one JSON object per line with the call's flow id, namespace and method.",
+)
 def serve(**options: Any) -> None:
     """Serve the emulated API until SIGTERM or SIGINT, then stop gracefully."""
     debug = options["log_level"] == "debug"
-    logging.basicConfig(
-        level=options["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(options["log_level"], options["log_format"])
     settings = settings_from(options)
+    if options["workers"] > 1:
+        raise SystemExit(run_workers(functools.partial(_work, options), options["workers"]))
+    _run(settings, options["uvloop"], debug)
+
+
+def _work(options: dict[str, Any], index: int) -> None:
+    """Worker ``index`` of ``serve --workers``: the emulator on the shared ports; the first one alone
+    runs the simulator and the console."""
+    logs.configure(options["log_level"], options["log_format"])
+    settings = replace(settings_from(options), reuse_port=True)
+    if index > 0:
+        settings = replace(settings, simulate=False, console_port=None)
+    log.info("worker %d of %d: pid %d", index, options["workers"], os.getpid())
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(options["uvloop"])) as runner:
+        _run(settings, options["uvloop"], options["log_level"] == "debug")
+    except SettingError as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+
+
+def _run(settings: Settings, use_uvloop: bool, debug: bool) -> None:
+    """Serve with ``settings`` until signalled; ``SettingError`` for a problem at start."""
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(use_uvloop)) as runner:
             runner.run(_serve(settings))
     except StartupError as exc:
         raise SettingError(exc.setting, str(exc), exc.exit_code) from None
@@ -321,6 +358,8 @@ def settings_from(options: dict[str, Any]) -> Settings:
     backend, url = options["backend"], options["redis_url"]
     if backend == "redis" and (problem := check_redis_url(url)):
         raise SettingError("--redis-url", f"{safe_url(url)!r} {problem}")
+    if options["workers"] > 1:
+        _check_workers(options)
     if options["wake_up_delay_min"] > options["wake_up_delay_max"]:
         raise SettingError("--wake-up-delay-min", "must not be longer than --wake-up-delay-max")
     no_admin, admin_port, admin_token = options["no_admin"], options["admin_port"], options["admin_token"]
@@ -382,6 +421,18 @@ def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] |
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+def _check_workers(options: dict[str, Any]) -> None:
+    if options["backend"] != "redis":
+        raise SettingError(
+            "--workers",
+            "needs --backend redis: on the memory backend each worker would be an emulator of its own",
+        )
+    if options["port"] == 0 or options["admin_port"] == 0:
+        raise SettingError(
+            "--workers", "needs fixed ports: with port 0 each worker would pick one of its own"
+        )
 
 
 async def _serve(settings: Settings) -> None:

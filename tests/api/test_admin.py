@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as adm
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
@@ -237,6 +237,17 @@ async def test_the_journal_records_calls_with_redacted_credentials(target: Targe
     assert dict(first.request) == {"fleet_id": "hamburg"}
     assert (second.code, second.flow_id) == (5, "journal-2")
     assert second.sequence > first.sequence
+    assert not first.details
+    assert [d.type_url.rsplit(".", 1)[-1] for d in second.details] == [
+        "ErrorInfo",
+        "RequestInfo",
+        "ResourceInfo",
+    ]
+    as_status = status_pb2.Status(details=second.details)
+    [info] = details_of(as_status, error_details_pb2.ErrorInfo)
+    [resource] = details_of(as_status, error_details_pb2.ResourceInfo)
+    assert (info.reason, info.metadata["flow_id"]) == ("FLEET_NOT_FOUND", "journal-2")
+    assert resource.resource_name == "nowhere"
     only = await target.admin.ListJournalEntries(adm.ListJournalEntriesRequest(flow_id="journal-2"))
     assert [e.sequence for e in only.entries] == [second.sequence]
     failed = await target.admin.ListJournalEntries(adm.ListJournalEntriesRequest(code=5))

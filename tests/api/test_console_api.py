@@ -72,7 +72,7 @@ async def console() -> AsyncIterator[Console]:
 
 
 def detail(answer: Answer, kind: str) -> dict[str, Any]:
-    found = [d for d in answer["details"] if d["@type"].endswith(f"google.rpc.{kind}")]
+    found: list[dict[str, Any]] = [d for d in answer["details"] if d["@type"].endswith(f"google.rpc.{kind}")]
     assert len(found) == 1, answer
     return found[0]
 

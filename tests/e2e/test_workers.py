@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -69,7 +70,7 @@ def test_workers_share_the_port_and_stop_together(redis_url: str, tmp_path: Path
             grpc.insecure_channel(emulator.address) as listening,
             grpc.insecure_channel(emulator.address) as other,
         ):
-            stream = pb_grpc.FleetStateServiceStub(listening).StreamVehicleEvents(
+            stream: Any = pb_grpc.FleetStateServiceStub(listening).StreamVehicleEvents(
                 pb.StreamRequest(event_id=HAMBURG_EVENTS), timeout=10
             )
             next(stream)  # the opening message: the stream is open

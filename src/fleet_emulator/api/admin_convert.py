@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf import json_format, struct_pb2, text_format
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as pb
 from fleet_emulator.api.convert import duration, timedelta_of, timestamp
@@ -93,6 +94,7 @@ def journal_message(entry: JournalEntry) -> pb.JournalEntry:
         reason=entry.reason,
         request_truncated=entry.request_truncated,
         request_size_bytes=entry.request_size,
+        details=status_pb2.Status.FromString(entry.status_details).details,
     )
 
 

@@ -5,13 +5,16 @@ header, settles the namespace (``x-emulator-namespace``), turns request bytes th
 large into ``INVALID_ARGUMENT`` instead of gRPC's own error, journals calls of the emulated API, admits them
 (bearer auth and rate limits, ``admission.py``) and applies fault rules to them (``steering.py``), and maps
 every ``EmulatorError`` to its rich status in one place (``api/errors.py``). An exception that is not an
-``EmulatorError`` is a bug: it is logged and sent as ``INTERNAL`` with the flow id.
+``EmulatorError`` is a bug: it is logged and sent as ``INTERNAL`` with the flow id. It also measures each
+call (``telemetry/metrics.py``: its code, a unary call's time, the open streams and the events they
+deliver), sets the method for the logs beside the flow id and namespace, and logs the call's end at DEBUG.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -27,6 +30,8 @@ from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 from fleet_emulator.domain.reasons import Reason
+from fleet_emulator.telemetry.logs import current_method
+from fleet_emulator.telemetry.metrics import CallMetrics, stream_metrics, unary_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ TRANSPORT_MAX_BYTES = 64 * 1024 * 1024
 Context = Any
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncIterator[Any]]
+CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 class RejectedRequest:
@@ -86,8 +92,9 @@ def _refuse_bad_values(request: Any) -> None:
         raise InvalidArgument(reasons.FIELD_INVALID, problems)
 
 
-def _begin(context: Context) -> str:
-    """Settle the call's flow id and namespace, both from its headers."""
+def _begin(method: str, context: Context) -> str:
+    """Settle the call's flow id and namespace, both from its headers, and its method for the logs."""
+    current_method.set(method)
     headers = dict(context.invocation_metadata() or ())
     sent = headers.get(FLOW_ID_HEADER)
     flow_id = choose_flow_id(sent if isinstance(sent, str) else None)
@@ -108,14 +115,39 @@ async def _fail(error: Exception, context: Context) -> None:
     await context.abort_with_status(to_status(error, current_flow_id.get()))
 
 
-async def _end(watching: CallWatch | Unwatched, error: BaseException, context: Context) -> None:
-    """Journal how the call ended, then send the error's status. Cancellations propagate, but for a call
-    the emulator cut off (its namespace deleted, the emulator stopping), which ends with that error."""
+def _code_of(error: BaseException, context: Context) -> str:
+    """The name of the code a call that ended with ``error`` gets (the one ``_fail`` sends)."""
+    if isinstance(error, InjectedFault):
+        return CODE_NAMES.get(error.code, "UNKNOWN")
+    if isinstance(error, EmulatorError):
+        return error.code.name
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the latter: a stream cancelled mid-send
+        return "CANCELLED"
+    if isinstance(error, grpc.aio.AbortError):
+        aborted: grpc.StatusCode | None = context.code()
+        return aborted.name if aborted is not None else "UNKNOWN"
+    return "INTERNAL"
+
+
+def _finished(measured: CallMetrics, code: str) -> None:
+    measured.count(code)
+    if log.isEnabledFor(logging.DEBUG):
+        flow_id = current_flow_id.get()
+        log.debug("%s finished: %s (flow id %s)", measured.method, code, flow_id, extra={"code": code})
+
+
+async def _end(
+    watching: CallWatch | Unwatched, error: BaseException, context: Context, measured: CallMetrics
+) -> None:
+    """Journal and count how the call ended, then send the error's status. Cancellations propagate, but
+    for a call the emulator cut off (its namespace deleted, the emulator stopping), which ends with that
+    error."""
     task = asyncio.current_task()
     if isinstance(error, asyncio.CancelledError) and watching.cut_off is not None and task is not None:
         task.uncancel()
         error = watching.cut_off
     watching.finish(error)
+    _finished(measured, _code_of(error, context))
     if isinstance(error, asyncio.CancelledError):
         log.debug("call cancelled (flow id %s)", current_flow_id.get())
     if isinstance(error, Exception):
@@ -145,7 +177,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
     async def _open(
         self, method: str, request: Any, context: Context, streaming: bool
     ) -> CallWatch | Unwatched:
-        flow_id = _begin(context)
+        flow_id = _begin(method, context)
         service = method[: method.rindex("/") + 1]
         headers = ((FLOW_ID_HEADER, flow_id), *self.headers.get(service, ()))
         try:  # the headers go out also when the call is refused here
@@ -169,34 +201,49 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             await _send_headers(context, headers)
 
     def _unary(self, method: str, behaviour: Unary) -> Unary:
+        measured = unary_metrics(method, method.startswith(self.observed))
+
         async def serve(request: Any, context: Context) -> Any:
             watching: CallWatch | Unwatched = UNWATCHED
+            started = time.perf_counter()
             try:
                 watching = await self._open(method, request, context, streaming=False)
                 await watching.before()
                 response = await behaviour(request, context)
                 await watching.after()
             except BaseException as error:
-                await _end(watching, error, context)
+                await _end(watching, error, context, measured)
                 raise
+            finally:
+                measured.duration.observe(time.perf_counter() - started)
             watching.finish(None)
+            _finished(measured, "OK")
             return response
 
         return serve
 
     def _streaming(self, method: str, behaviour: Streaming) -> Streaming:
+        measured = stream_metrics(method, method.startswith(self.observed))
+        delivered = measured.delivered
+
         async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
             watching: CallWatch | Unwatched = UNWATCHED
+            measured.open.inc()
             try:
                 watching = await self._open(method, request, context, streaming=True)
                 await watching.before()
                 async for message in behaviour(request, context):
                     yield message
+                    if delivered is not None and message.HasField("event"):
+                        delivered.inc()
                     await watching.sent(message)
             except BaseException as error:
-                await _end(watching, error, context)
+                await _end(watching, error, context, measured)
                 raise
+            finally:
+                measured.open.dec()
             watching.finish(None)
+            _finished(measured, "OK")
 
         return serve
 

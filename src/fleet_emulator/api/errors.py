@@ -30,6 +30,7 @@ from fleet_emulator.domain.reasons import DOMAIN
 MAX_MESSAGE_BYTES = 1536  # as sent in grpc-message, where a byte outside printable ASCII takes three
 MAX_TEXT = 256  # characters of each metadata value, field, description or subject in the details
 MAX_VIOLATIONS = 20
+STATUS_DETAILS = "grpc-status-details-bin"  # the trailer that carries the google.rpc.Status
 MAX_STATUS_BYTES = 3072  # serialized google.rpc.Status; its base64 in grpc-status-details-bin is 4 KiB
 
 

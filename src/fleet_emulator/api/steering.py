@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
 from fleet_emulator.api.convert import timedelta_of
-from fleet_emulator.api.errors import fault_status
+from fleet_emulator.api.errors import STATUS_DETAILS, fault_status, to_status
 from fleet_emulator.api.shrink import journaled, kept
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.errors import EmulatorError, Unavailable, shown
@@ -134,6 +134,14 @@ class CallWatch:
         if isinstance(action, faults.StallStream) and count >= action.after_messages:
             await asyncio.Event().wait()  # until the client goes away or the server stops
 
+    def _keep_details(self, status: grpc.Status) -> None:
+        """Keep the rich status the client gets (bounded by ``api/errors.py``), for the journal's readers."""
+        details = dict(status.trailing_metadata).get(STATUS_DETAILS, b"")
+        assert isinstance(details, bytes)
+        self.entry.status_details = details
+        if self.entry.journal is not None:
+            self.entry.journal.grew(self.entry, len(details))
+
     def finish(self, error: BaseException | None) -> None:
         if self.call is not None:
             self.namespace.leave(self.call)
@@ -145,11 +153,13 @@ class CallWatch:
         if isinstance(error, InjectedFault):
             entry.code, entry.status_message = error.code, error.message
             entry.reason, entry.retry_delay = error.reason, error.retry_delay
+            self._keep_details(error.status)
         elif isinstance(error, EmulatorError):
             entry.code, entry.status_message = error.code.value, error.message
             entry.reason = error.reason.name
             entry.retry_delay = error.retry_after if isinstance(error, Unavailable) else None
-        elif isinstance(error, asyncio.CancelledError):
+            self._keep_details(to_status(error, self.flow_id))
+        elif isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away
             entry.code, entry.status_message = CANCELLED, "cancelled by the client"
         else:
             entry.code, entry.status_message = INTERNAL, "internal error"

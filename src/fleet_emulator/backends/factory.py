@@ -31,6 +31,7 @@ from fleet_emulator.backends.redis_events import RedisEventLog, RedisStateFeed
 from fleet_emulator.backends.redis_keys import DEFAULT_PREFIX, RedisKeys
 from fleet_emulator.backends.redis_state import RedisStateStore
 from fleet_emulator.domain.background import keep_cancellation
+from fleet_emulator.telemetry.metrics import REDIS
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,12 @@ class RedisBackends:
             while True:
                 try:
                     await probe.ping()
+                    REDIS.answered()
                     return
                 except UNUSABLE as exc:
                     raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
                 except FAILURES as exc:
+                    REDIS.failed("connect")
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise BackendUnreachable(

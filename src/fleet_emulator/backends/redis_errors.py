@@ -1,4 +1,5 @@
-"""The boundary between redis-py and the domain: Redis connection failures become ``Unavailable``."""
+"""The boundary between redis-py and the domain: Redis connection failures become ``Unavailable``, and are
+counted by operation (``telemetry.metrics.REDIS``, which also counts Redis answering again)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import redis.exceptions
 
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import Unavailable
+from fleet_emulator.telemetry.metrics import REDIS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,13 +30,18 @@ def unavailable(exc: BaseException) -> Unavailable:
 
 
 def mapped(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn redis-py's connection errors into the domain's ``Unavailable``."""
+    """Turn redis-py's connection errors into the domain's ``Unavailable``, counting them under the
+    method's name."""
+    operation = method.__name__
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
         except FAILURES as exc:
+            REDIS.failed(operation)
             raise unavailable(exc) from exc
+        REDIS.answered()
+        return result
 
     return call

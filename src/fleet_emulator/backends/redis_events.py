@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -32,6 +33,7 @@ from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.message_ids import ZERO, MessageId
 from fleet_emulator.domain.models import Vehicle
+from fleet_emulator.telemetry.metrics import REDIS
 
 log = logging.getLogger(__name__)
 DECODED_CACHE_SIZE = 2_000  # per namespace: the entries being read now
@@ -168,7 +170,9 @@ class RedisStateFeed:
     async def _ensure_listener(self) -> None:
         if self._listener is None or self._listener.done():
             self._subscribed = asyncio.Event()
-            self._listener = asyncio.create_task(self._listen(), name="redis-state-feed")
+            self._listener = asyncio.create_task(  # a context of its own: it serves no one call
+                self._listen(), name="redis-state-feed", context=contextvars.Context()
+            )
             self._listener.add_done_callback(_consume_outcome)
         waiting = asyncio.ensure_future(self._subscribed.wait())
         done, _ = await asyncio.wait({waiting, self._listener}, return_when=asyncio.FIRST_COMPLETED)
@@ -183,6 +187,7 @@ class RedisStateFeed:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.psubscribe(self.keys.state_channel("*"))
+            REDIS.answered()
             self._subscribed.set()
             async for message in pubsub.listen():
                 keep_cancellation()
@@ -195,6 +200,7 @@ class RedisStateFeed:
                     continue
                 self.fanout.deliver(vehicle)
         except FAILURES as exc:
+            REDIS.failed("state_feed")
             log.warning("state feed lost Redis (%s); live state streams end with UNAVAILABLE", exc)
             self.fanout.fail_all(unavailable(exc))
             raise

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from fleet_emulator.console.calls import Bridge, Method
+from fleet_emulator.telemetry.metrics import render
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -118,8 +119,6 @@ class ConsoleApp:
         return response
 
     async def metrics(self, request: web.Request) -> web.Response:
-        from fleet_emulator.telemetry.metrics import render  # TEMP
-
         body, content_type = render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from fleet_emulator.api.admission import admit_admin
-from fleet_emulator.api.errors import to_status
+from fleet_emulator.api.errors import STATUS_DETAILS, to_status
 from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import (
@@ -39,7 +39,6 @@ from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_f
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 
 log = logging.getLogger(__name__)
-STATUS_DETAILS = "grpc-status-details-bin"
 assert error_details_pb2  # the detail types must be known to the JSON printer
 Answer = dict[str, Any]
 

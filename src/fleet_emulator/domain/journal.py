@@ -8,12 +8,13 @@ entries dropped first: at most ``capacity`` entries and ``budget_bytes`` per nam
 ``JournalPool.total_bytes`` for the journals of all namespaces together (the entry dropped is then the
 oldest of all). An entry counts its own overhead, its headers and the bytes it keeps; a stream's entry
 grows with each message it keeps (at most ``MAX_MESSAGES``), and one dropped while its stream goes on
-keeps none.
+keeps none. Every pool alive is listed by ``live_pools``, which the metrics read when scraped.
 """
 
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ REDACTED = "<redacted>"
 CREDENTIAL_PARTS = ("auth", "token", "key", "cookie", "secret", "passw", "session")
 
 _order = itertools.count(1)  # across every journal: which entry is the oldest of all
+_pools: weakref.WeakSet[JournalPool] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class JournalEntry:
     token_expiry: datetime | None = None  # of the bearer token the call carried (or a token it issued)
     request_size: int = 0  # bytes of the request as received
     request_truncated: bool = False  # the request kept is cut (long strings and lists)
+    status_details: bytes = b""  # the serialized google.rpc.Status a failed call got
     size: int = 0  # bytes the entry accounts for in its journal's budget
     order: int = 0
     journal: Journal | None = field(default=None, repr=False, compare=False)
@@ -105,6 +108,7 @@ class JournalPool:
         self.total_bytes = total_bytes
         self.used = 0
         self.journals: set[Journal] = set()
+        _pools.add(self)
 
     def journal(self, capacity: int = CAPACITY, budget_bytes: int = BUDGET_BYTES) -> Journal:
         made = Journal(capacity, budget_bytes, self)
@@ -125,6 +129,11 @@ class JournalPool:
             if oldest is None:
                 return
             oldest.drop_oldest()
+
+
+def live_pools() -> list[JournalPool]:
+    """Every journal pool not yet garbage-collected."""
+    return list(_pools)
 
 
 class Journal:

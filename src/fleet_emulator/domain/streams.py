@@ -25,6 +25,7 @@ from fleet_emulator.domain.errors import NotFound, OutOfRange, Violations
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH
+from fleet_emulator.telemetry import metrics
 
 EVENT_ID = re.compile(r"fleets/([a-z0-9][a-z0-9-]{0,62})/vehicle-events")
 DEFAULT_RETENTION = timedelta(hours=24)
@@ -58,8 +59,10 @@ class EventStreams:
 
     async def publish(self, event: Event) -> MessageId:
         now = self.clock.now()
-        stream = vehicle_events_id(event.fleet_id)
-        return await self.log.append(stream, event, now, self._keep_after(now), self.settings.max_length)
+        stream, keep_after = vehicle_events_id(event.fleet_id), self._keep_after(now)
+        message_id = await self.log.append(stream, event, now, keep_after, self.settings.max_length)
+        metrics.event_published()
+        return message_id
 
     def _keep_after(self, now: datetime) -> datetime:
         """The start of the retention window (never before 1970: message ids count from there)."""

@@ -848,6 +848,7 @@ class JournalEntry(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     REQUEST_TRUNCATED_FIELD_NUMBER: _builtins.int
     REQUEST_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the journal, increasing."""
     method: _builtins.str
@@ -887,6 +888,12 @@ class JournalEntry(_message.Message):
         the stream resumed from.
         """
 
+    @_builtins.property
+    def details(self) -> _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]:
+        """The details of the status a failed call got (ErrorInfo, RequestInfo, BadRequest, RetryInfo, ...), as
+        the client got them in `grpc-status-details-bin`.
+        """
+
     def __init__(
         self,
         *,
@@ -909,10 +916,11 @@ class JournalEntry(_message.Message):
         reason: _builtins.str = ...,
         request_truncated: _builtins.bool = ...,
         request_size_bytes: _builtins.int = ...,
+        details: _abc.Iterable[_any_pb2.Any] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "request", b"request", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "code", b"code", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "reason", b"reason", "request", b"request", "request_size_bytes", b"request_size_bytes", "request_truncated", b"request_truncated", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "code", b"code", "details", b"details", "duration", b"duration", "finished", b"finished", "flow_id", b"flow_id", "message_count", b"message_count", "messages", b"messages", "metadata", b"metadata", "method", b"method", "peer", b"peer", "reason", b"reason", "request", b"request", "request_size_bytes", b"request_size_bytes", "request_truncated", b"request_truncated", "resumed_from", b"resumed_from", "sequence", b"sequence", "start_time", b"start_time", "status_message", b"status_message", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
