@@ -28,6 +28,7 @@ from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
+from fleet_emulator.domain.journal import Kept
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 from fleet_emulator.domain.reasons import Reason
 from fleet_emulator.telemetry.logs import current_method
@@ -70,6 +71,17 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
             return RejectedRequest(reasons.REQUEST_MALFORMED, f"cannot be parsed: {exc}")
 
     return parse
+
+
+def _as_is(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """``serialize``, but a response already serialized (a ``Kept``) goes out as its bytes."""
+    if serialize is None:
+        return None
+
+    def write(message: Any) -> bytes:
+        return message.data if message.__class__ is Kept else serialize(message)
+
+    return write
 
 
 async def _send_headers(context: Context, headers: tuple[tuple[str, str], ...]) -> None:
@@ -173,6 +185,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         self.headers = {f"/{service}/": extra for service, extra in (headers or {}).items()}
         self.observed = f"/{observed}"
         self.namespaces = namespaces
+        self._framed: dict[str, Any] = {}  # method -> its handler in the frame
 
     async def _open(
         self, method: str, request: Any, context: Context, streaming: bool
@@ -224,7 +237,6 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
 
     def _streaming(self, method: str, behaviour: Streaming) -> Streaming:
         measured = stream_metrics(method, method.startswith(self.observed))
-        delivered = measured.delivered
 
         async def serve(request: Any, context: Context) -> AsyncIterator[Any]:
             watching: CallWatch | Unwatched = UNWATCHED
@@ -234,8 +246,6 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 await watching.before()
                 async for message in behaviour(request, context):
                     yield message
-                    if delivered is not None and message.HasField("event"):
-                        delivered.inc()
                     await watching.sent(message)
             except BaseException as error:
                 await _end(watching, error, context, measured)
@@ -252,11 +262,20 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
+        framed = self._framed.get(method)
+        if framed is not None:
+            return framed
+        handler = await continuation(handler_call_details)
         if handler is None or not method.startswith(self.prefixes):
             return handler
-        parse, write = _tolerant(handler.request_deserializer), handler.response_serializer
+        framed = self._framed[method] = self._frame(method, handler)
+        return framed
+
+    def _frame(self, method: str, handler: Any) -> Any:
+        """The method's handler in the call frame, made once per method: its requests parsed tolerantly,
+        its responses sent as they are when already serialized (``wire.py``)."""
+        parse, write = _tolerant(handler.request_deserializer), _as_is(handler.response_serializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),

@@ -8,8 +8,8 @@ members to values (``ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``; values a domain 
 (``LockChanged`` goes in ``lock_changed``; a kind the version lacks, such as ``CommandExecuted`` in v1beta4,
 leaves the oneof unset, which is what its clients would read from a newer server). Fields the domain marks
 as the emulator's own are left out. The conversion plan of each type is worked out once and cached, and so
-are the messages of each vehicle state (by id and etag) and of each stored event, the hot paths of every
-List and of fan-out to many subscribers.
+are the messages of each vehicle state (by id and etag) and of each stored event, with their bytes, the hot
+paths of every List and of fan-out to many subscribers (``wire.py`` joins responses from those bytes).
 """
 
 from __future__ import annotations
@@ -82,6 +82,23 @@ def _union_members(hint: Any) -> tuple[type, ...] | None:
     return None
 
 
+class Converted:
+    """A value's message, and its bytes once asked for; ``source`` tells whether it is still current."""
+
+    __slots__ = ("_data", "message", "source")
+
+    def __init__(self, source: object, message: Message) -> None:
+        self.source = source
+        self.message = message
+        self._data: bytes | None = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self.message.SerializeToString()
+        return self._data
+
+
 @dataclass(frozen=True)
 class VersionAdapter:
     name: str
@@ -91,8 +108,8 @@ class VersionAdapter:
         default_factory=dict, compare=False
     )
     _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
-    _vehicles: dict[str, tuple[str, Message]] = field(default_factory=dict, compare=False)
-    _events: dict[int, tuple[Event, Message]] = field(default_factory=dict, compare=False)
+    _vehicles: dict[str, Converted] = field(default_factory=dict, compare=False)
+    _events: dict[int, Converted] = field(default_factory=dict, compare=False)
 
     def proto_name(self, domain_name: str) -> str:
         return self.spec_field if domain_name == "spec" else domain_name
@@ -223,15 +240,22 @@ class VersionAdapter:
         """The vehicle's message, built once per content: its etag changes whenever anything in it does.
         Only the latest state of each vehicle is kept, so that a vehicle that keeps changing (the
         simulator's) takes one place."""
+        return self._converted_vehicle(vehicle).message
+
+    def vehicle_bytes(self, vehicle: Vehicle) -> bytes:
+        """The vehicle's message serialized, once per content as its message."""
+        return self._converted_vehicle(vehicle).data
+
+    def _converted_vehicle(self, vehicle: Vehicle) -> Converted:
         cached = self._vehicles.get(vehicle.id)
-        if cached is not None and cached[0] == vehicle.etag:
-            return cached[1]
-        message = self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR)
+        if cached is not None and cached.source == vehicle.etag:
+            return cached
+        converted = Converted(vehicle.etag, self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR))
         self._vehicles.pop(vehicle.id, None)
-        self._vehicles[vehicle.id] = (vehicle.etag, message)
+        self._vehicles[vehicle.id] = converted
         if len(self._vehicles) > VEHICLE_CACHE_SIZE:
             del self._vehicles[next(iter(self._vehicles))]
-        return message
+        return converted
 
     def event(self, event: Event) -> Any:
         """The event's message, built once however many subscribers receive the same stored event.
@@ -239,14 +263,21 @@ class VersionAdapter:
         Both event logs hand every reader the same (immutable) object for an entry, so the cache is by
         identity; it keeps the object, so that its id cannot be reused while it is cached.
         """
+        return self._converted_event(event).message
+
+    def event_bytes(self, event: Event) -> bytes:
+        """The event's message serialized, once however many subscribers receive it."""
+        return self._converted_event(event).data
+
+    def _converted_event(self, event: Event) -> Converted:
         cached = self._events.get(id(event))
-        if cached is not None and cached[0] is event:
-            return cached[1]
-        message = self.to_message(event, self.pb.Event.DESCRIPTOR)
-        self._events[id(event)] = (event, message)
+        if cached is not None and cached.source is event:
+            return cached
+        converted = Converted(event, self.to_message(event, self.pb.Event.DESCRIPTOR))
+        self._events[id(event)] = converted
         if len(self._events) > EVENT_CACHE_SIZE:
             del self._events[next(iter(self._events))]
-        return message
+        return converted
 
     def event_from(self, message: Any) -> Event:
         event: Event = self.from_message(Event, message)

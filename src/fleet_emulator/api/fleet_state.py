@@ -12,14 +12,22 @@ from typing import Any, ClassVar
 
 from fleet_emulator.api.convert import VersionAdapter
 from fleet_emulator.api.surprises import surprise
+from fleet_emulator.api.wire import assemble
 from fleet_emulator.domain.namespaces import Namespace, Namespaces
+from fleet_emulator.telemetry import metrics
 
 Context = Any  # grpc.aio.ServicerContext; unused by the methods, which raise domain errors instead
 
 
 def answer(namespace: Namespace, response: Any) -> Any:
     """The response as it goes out: with unknown values if the namespace's policies say so."""
-    return surprise(response) if namespace.policies.unknown_values else response
+    return surprise(response) if surprising(namespace) else response
+
+
+def surprising(namespace: Namespace) -> bool:
+    """Whether responses get unknown values (``surprises.py``): then they are built as messages, which
+    that changes, rather than joined from cached bytes (``wire.py``)."""
+    return namespace.policies.unknown_values
 
 
 def optional(request: Any, field: str) -> str | None:
@@ -53,40 +61,53 @@ class FleetStateApi:
         namespace = await self.namespaces.current()
         fleets = namespace.emulation.fleets
         page = await fleets.list_vehicles(request.fleet_id, request.page_size, request.page_token)
-        vehicles = [self.adapter.vehicle(v) for v in page.items]
-        return answer(
-            namespace,
-            self.adapter.pb.ListVehiclesResponse(vehicles=vehicles, next_page_token=page.next_page_token),
-        )
+        pb, token = self.adapter.pb, page.next_page_token
+        if surprising(namespace):
+            vehicles = [self.adapter.vehicle(v) for v in page.items]
+            return surprise(pb.ListVehiclesResponse(vehicles=vehicles, next_page_token=token))
+        vehicle_bytes = [self.adapter.vehicle_bytes(v) for v in page.items]
+        return assemble(pb.ListVehiclesResponse, vehicles=vehicle_bytes, next_page_token=token)
 
     async def GetVehicle(self, request: Any, context: Context) -> Any:
         namespace = await self.namespaces.current()
         fleets = namespace.emulation.fleets
         vehicle = await namespace.emulation.wake_ups.settled(await fleets.get_vehicle(request.vehicle_id))
-        return answer(namespace, self.adapter.pb.GetVehicleResponse(vehicle=self.adapter.vehicle(vehicle)))
+        if surprising(namespace):
+            return surprise(self.adapter.pb.GetVehicleResponse(vehicle=self.adapter.vehicle(vehicle)))
+        return assemble(self.adapter.pb.GetVehicleResponse, vehicle=self.adapter.vehicle_bytes(vehicle))
 
     async def StreamVehicleEvents(self, request: Any, context: Context) -> AsyncIterator[Any]:
+        """Each message is joined from the event's bytes, serialized once for all subscribers."""
         namespace = await self.namespaces.current()
         streams = namespace.emulation.streams
         messages = await streams.subscribe(request.event_id, optional(request, "last_message_id"))
+        response, delivered = self.adapter.pb.StreamResponse, metrics.delivered(self.adapter.name)
         async for event, message_id in messages:
-            converted = self.adapter.event(event) if event is not None else None
-            yield answer(
-                namespace, self.adapter.pb.StreamResponse(event=converted, message_id=str(message_id))
-            )
+            if event is None:
+                yield assemble(response, message_id=str(message_id))
+            elif surprising(namespace):
+                yield surprise(response(event=self.adapter.event(event), message_id=str(message_id)))
+                delivered.inc()  # once the message went out, as the generator resumes
+            else:
+                yield assemble(response, event=self.adapter.event_bytes(event), message_id=str(message_id))
+                delivered.inc()
 
     async def PollVehicleEvents(self, request: Any, context: Context) -> Any:
         namespace = await self.namespaces.current()
         streams = namespace.emulation.streams
         events, message_id = await streams.poll(request.event_id, optional(request, "last_message_id"))
-        converted = [self.adapter.event(e) for e in events]
-        return answer(namespace, self.adapter.pb.PollResponse(events=converted, message_id=str(message_id)))
+        if surprising(namespace):
+            converted = [self.adapter.event(e) for e in events]
+            return surprise(self.adapter.pb.PollResponse(events=converted, message_id=str(message_id)))
+        event_bytes = [self.adapter.event_bytes(e) for e in events]
+        return assemble(self.adapter.pb.PollResponse, events=event_bytes, message_id=str(message_id))
 
     async def SubscribeToVehicleStates(self, request: Any, context: Context) -> AsyncIterator[Any]:
         namespace = await self.namespaces.current()
         live = namespace.emulation.live
+        response = self.adapter.pb.SubscribeToVehicleStatesResponse
         async for vehicle in live.subscribe(request.fleet_id, list(request.vehicle_ids)):
-            yield answer(
-                namespace,
-                self.adapter.pb.SubscribeToVehicleStatesResponse(vehicle=self.adapter.vehicle(vehicle)),
-            )
+            if surprising(namespace):
+                yield surprise(response(vehicle=self.adapter.vehicle(vehicle)))
+            else:
+                yield assemble(response, vehicle=self.adapter.vehicle_bytes(vehicle))

@@ -24,7 +24,7 @@ from fleet_emulator.api.errors import STATUS_DETAILS, fault_status, to_status
 from fleet_emulator.api.shrink import journaled, kept
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.errors import EmulatorError, Unavailable, shown
-from fleet_emulator.domain.journal import JournalEntry, redact
+from fleet_emulator.domain.journal import JournalEntry, Kept, redact
 from fleet_emulator.domain.namespaces import Namespace
 
 CANCELLED = 1
@@ -119,10 +119,13 @@ class CallWatch:
         if isinstance(action, faults.PoorConnection) and action.executed:
             raise faults.poor_connection_error(action)
 
-    async def sent(self, message: Message) -> None:
+    async def sent(self, message: Message | Kept) -> None:
         """Journal a message of a stream, then break or stall the stream if its rule says so now."""
         entry = self.entry
-        entry.sent(kept(message) if entry.keeps_messages else None)
+        if entry.keeps_messages:
+            entry.sent(message if isinstance(message, Kept) else kept(message))
+        else:
+            entry.sent(None)
         await self._between_messages()
 
     async def _between_messages(self) -> None:
@@ -176,7 +179,7 @@ class Unwatched:
     async def after(self) -> None:
         return None
 
-    async def sent(self, message: Message) -> None:
+    async def sent(self, message: Message | Kept) -> None:
         return None
 
     def finish(self, error: BaseException | None) -> None:

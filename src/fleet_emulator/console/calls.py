@@ -36,6 +36,7 @@ from fleet_emulator.domain.errors import (
     PermissionDenied,
 )
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
+from fleet_emulator.domain.journal import Kept
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,16 @@ assert error_details_pb2  # the detail types must be known to the JSON printer
 Answer = dict[str, Any]
 
 
-def as_json(message: Message) -> dict[str, Any]:
-    """A message as proto3 JSON with the .proto's field names and every field shown."""
+def as_json(response: Message | Kept) -> dict[str, Any]:
+    """A message (or one a servicer sent already serialized) as proto3 JSON with the .proto's field
+    names and every field shown."""
+    message = response.message if isinstance(response, Kept) else response
     return json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
 
 
-def ok(response: Message | None = None) -> Answer:
+def ok(response: Message | Kept | None = None) -> Answer:
     answer: Answer = {"code": "OK", "codeNumber": 0}
     if response is not None:
         answer["response"] = as_json(response)

@@ -36,7 +36,8 @@ _pools: weakref.WeakSet[JournalPool] = weakref.WeakSet()
 
 @dataclass(frozen=True)
 class Kept:
-    """A message as the journal keeps it: its bytes, and how to read them back."""
+    """A message in its serialized form, its bytes and how to read them back: as the journal keeps
+    messages, and as responses joined from cached bytes go out (``api/wire.py``)."""
 
     data: bytes
     load: Callable[[bytes], Any]

@@ -91,13 +91,11 @@ class UnaryMetrics(CallMetrics):
 
 
 class StreamMetrics(CallMetrics):
-    """A server-streaming method's metrics: the open streams of its kind and, for the durable event stream,
-    the events delivered (None for other streams)."""
+    """A server-streaming method's metrics: the open streams of its kind."""
 
     def __init__(self, method: str, api: bool) -> None:
         super().__init__(method, api)
         self.open = OPEN_STREAMS.labels(STREAM_KINDS.get(self.name, self.name))
-        self.delivered = EVENTS_DELIVERED.labels(self.version) if self.name == EVENT_STREAM else None
 
 
 @functools.cache
@@ -112,6 +110,12 @@ def stream_metrics(method: str, api: bool) -> StreamMetrics:
 
 def event_published() -> None:
     EVENTS_PUBLISHED.inc()
+
+
+@functools.cache
+def delivered(version: str) -> Counter:
+    """The counter of events sent on ``version``'s event streams (the servicer counts each once sent)."""
+    return EVENTS_DELIVERED.labels(version)
 
 
 class RedisLink:
