@@ -232,6 +232,9 @@ def test_build_context_and_copy_steps_build_the_package(tmp_path: Path) -> None:
         requires = archive.read(metadata).decode()
     assert re.search(r"^fleet-emulator = fleet_emulator\.cli:main$", scripts, re.MULTILINE), scripts
     assert "fleet_emulator/scenarios/demo.yaml" in names
+    static = ROOT / "src/fleet_emulator/console/static"
+    shipped = {f"fleet_emulator/console/static/{f.name}" for f in static.iterdir() if f.is_file()}
+    assert shipped and shipped <= names, "the console's pages ship in the package (no build step)"
     assert "fleet_emulator/_gen/moia/fleet/state/v2/fleet_state_pb2.py" in names
     assert not [n for n in names if "__pycache__" in n]
     assert "Requires-Dist: grpcio-health-checking" in requires, "the health check imports grpc_health"
