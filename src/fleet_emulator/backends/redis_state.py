@@ -2,13 +2,15 @@
 
 Writes that touch several keys go in one MULTI/EXEC transaction; command counts are ``HINCRBY`` and a
 first use of an idempotency key is ``SET NX PX``, both atomic across replicas. Key-set pages are
-``ZRANGE ... BYLEX`` over sorted sets of ids (score 0) followed by one ``HMGET``. Connection failures and
-time-outs of redis-py are mapped at this boundary (``redis_errors.py``) to ``Unavailable``.
+``ZRANGE ... BYLEX`` over sorted sets of ids (score 0) followed by one ``HMGET``; vehicles are decoded once
+per stored text (``DecodedVehicles``). Connection failures and time-outs of redis-py are mapped at this
+boundary (``redis_errors.py``) to ``Unavailable``.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -22,12 +24,31 @@ from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 
 BATCH = 500
+DECODED_VEHICLES = 10_000  # vehicle states kept decoded, by their stored text
+
+
+class DecodedVehicles:
+    """Vehicles decoded once per stored text: a page or a read of a vehicle that did not change since it
+    was last read costs a lookup instead of JSON decoding (the most recent ``size`` texts are kept)."""
+
+    def __init__(self, size: int = DECODED_VEHICLES) -> None:
+        self.size = size
+        self._decoded: OrderedDict[str, Vehicle] = OrderedDict()
+
+    def of(self, raw: str) -> Vehicle:
+        vehicle = self._decoded.get(raw)
+        if vehicle is None:
+            vehicle = self._decoded[raw] = decode_as(Vehicle, json.loads(raw))
+            if len(self._decoded) > self.size:
+                self._decoded.popitem(last=False)
+        return vehicle
 
 
 class RedisStateStore:
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self.client = client
         self.keys = keys
+        self.vehicles = DecodedVehicles()
 
     @mapped
     async def ping(self) -> None:
@@ -71,17 +92,18 @@ class RedisStateStore:
         raw = await self.client.hget(self.keys.fleets, fleet_id)
         return decode_as(Fleet, json.loads(raw)) if raw else None
 
-    async def _page(self, ids_key: str, items_key: str, after_id: str, limit: int) -> list[dict[str, Any]]:
-        """JSON items whose ids follow ``after_id`` in the sorted set ``ids_key``, from hash ``items_key``."""
+    async def _page(self, ids_key: str, items_key: str, after_id: str, limit: int) -> list[str]:
+        """JSON texts of the items whose ids follow ``after_id`` in the sorted set ``ids_key``, from hash
+        ``items_key``."""
         start = f"({after_id}" if after_id else "-"
         ids: list[Any] = await self.client.zrange(ids_key, start, "+", bylex=True, offset=0, num=limit)
         raws: list[Any] = await self.client.hmget(items_key, ids) if ids else []
-        return [json.loads(r) for r in raws if r]
+        return [r for r in raws if r]
 
     @mapped
     async def list_fleets(self, after_id: str, limit: int) -> list[Fleet]:
         items = await self._page(self.keys.fleet_ids, self.keys.fleets, after_id, limit)
-        return [decode_as(Fleet, i) for i in items]
+        return [decode_as(Fleet, json.loads(i)) for i in items]
 
     @mapped
     async def delete_fleet(self, fleet_id: str) -> bool:
@@ -101,13 +123,13 @@ class RedisStateStore:
 
     @mapped
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None:
-        raw = await self.client.hget(self.keys.vehicles, vehicle_id)
-        return decode_as(Vehicle, json.loads(raw)) if raw else None
+        raw: Any = await self.client.hget(self.keys.vehicles, vehicle_id)
+        return self.vehicles.of(raw) if raw else None
 
     @mapped
     async def list_vehicles(self, fleet_id: str, after_id: str, limit: int) -> list[Vehicle]:
         items = await self._page(self.keys.fleet_vehicle_ids(fleet_id), self.keys.vehicles, after_id, limit)
-        return [decode_as(Vehicle, i) for i in items]
+        return [self.vehicles.of(i) for i in items]
 
     @mapped
     async def count_vehicles(self, fleet_id: str) -> int:
