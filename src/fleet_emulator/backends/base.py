@@ -107,7 +107,9 @@ class EventLog(Protocol):
         ...
 
     def tail(self, stream: str) -> AbstractAsyncContextManager[Tail]:
-        """A reader of one subscriber that can wait for new entries; what it holds is freed on exit."""
+        """A reader of one subscriber that can wait for new entries; what it holds is freed on exit. The
+        readers of one stream may share what they read (one blocking read per stream on Redis), but each
+        waits from its own cursor."""
         ...
 
     async def last_id(self, stream: str) -> MessageId:
@@ -119,6 +121,10 @@ class EventLog(Protocol):
         ...
 
     async def clear(self) -> None: ...
+
+    async def close(self) -> None:
+        """Stop what the log runs for its tails; a tail still in use fails with ``Unavailable``."""
+        ...
 
 
 class StateSubscription(Protocol):
@@ -157,3 +163,4 @@ class Backend:
     async def close(self) -> None:
         """Free what the namespace's backend holds of its own (a shared client is closed by its owner)."""
         await self.feed.close()
+        await self.events.close()

@@ -4,10 +4,13 @@ Appending is one Lua script: the id is ``<now ms>-0``, or the last id's time wit
 clock has not moved past it (so ids follow the emulator's clock, virtual or not), the entry records its
 predecessor's id, ``MINID`` trims the retention window (and ``XTRIM MAXLEN`` the oldest entries beyond the
 stream's length limit) and the last id is kept in its own key so that it outlives trimming. Replay is
-``XRANGE`` with an exclusive start. Each subscriber's tail does its own ``XREAD BLOCK`` from its explicit
-cursor (never ``$``, no consumer groups) on a connection of its own, closed when the subscriber goes. Entries
-are decoded once per process, whatever the number of readers. The state feed publishes full states on one
-channel per fleet; each process runs one listener that delivers them to its local subscribers.
+``XRANGE`` with an exclusive start. Tailing is shared (``redis_tails.py``): the log keeps one ``SharedTail``
+per stream with subscribers in this process, started with the first and stopped with the last, which does
+the stream's one ``XREAD BLOCK`` on a connection of its own; each subscriber keeps only its cursor and
+replays with ``XRANGE`` while it is behind the tail's window. A reset (``clear``) makes every shared tail
+read again from the stream's last id. Entries are decoded once per process, whatever the number of
+readers. The state feed publishes full states on one channel per fleet; each process runs one listener
+that delivers them to its local subscribers.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -28,6 +32,7 @@ from fleet_emulator.backends.fanout import LocalFanout, Subscription
 from fleet_emulator.backends.memory_events import epoch_ms
 from fleet_emulator.backends.redis_errors import FAILURES, mapped, unavailable
 from fleet_emulator.backends.redis_keys import RedisKeys
+from fleet_emulator.backends.redis_tails import BLOCK_MS, WINDOW, DecodedEntries, RedisTail, SharedTail
 from fleet_emulator.domain.background import keep_cancellation, stop_task
 from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.events import Event, LogEntry
@@ -36,7 +41,6 @@ from fleet_emulator.domain.models import Vehicle
 from fleet_emulator.telemetry.metrics import REDIS
 
 log = logging.getLogger(__name__)
-DECODED_CACHE_SIZE = 2_000  # per namespace: the entries being read now
 
 APPEND = """
 local last = redis.call('GET', KEYS[2]) or '0-0'
@@ -57,51 +61,25 @@ return id
 """
 
 
-class DecodedEntries:
-    """Stream entries decoded once per process: every subscriber of a stream reads the same entries."""
-
-    def __init__(self, size: int = DECODED_CACHE_SIZE) -> None:
-        self.size = size
-        self._cache: dict[tuple[str, str], LogEntry] = {}
-
-    def of(self, raw: list[Any]) -> list[LogEntry]:
-        return [self._entry(entry_id, fields) for entry_id, fields in raw]
-
-    def _entry(self, entry_id: str, fields: dict[str, str]) -> LogEntry:
-        key = (entry_id, fields["event"])  # the text too: after a reset, an id may name another event
-        entry = self._cache.get(key)
-        if entry is None:
-            event = decode_as(Event, json.loads(fields["event"]))
-            entry = self._cache[key] = LogEntry(
-                MessageId.parse(entry_id), MessageId.parse(fields["prev"]), event
-            )
-            if len(self._cache) > self.size:
-                del self._cache[next(iter(self._cache))]
-        return entry
-
-
-class RedisTail:
-    def __init__(self, client: aioredis.Redis, key: str, entries: DecodedEntries) -> None:
-        self.client = client
-        self.key = key
-        self.entries = entries
-
-    @mapped
-    async def wait(self, after: MessageId, limit: int, wait_s: float) -> list[LogEntry]:
-        block = max(1, int(wait_s * 1000))
-        answer: Any = await self.client.xread({self.key: str(after)}, count=limit, block=block)
-        return self.entries.of(answer[0][1]) if answer else []
-
-
 class RedisEventLog:
     def __init__(
-        self, client: aioredis.Redis, keys: RedisKeys, connect: Callable[[], aioredis.Redis]
+        self,
+        client: aioredis.Redis,
+        keys: RedisKeys,
+        connect: Callable[[], aioredis.Redis],
+        window: int = WINDOW,
+        block_ms: int = BLOCK_MS,
     ) -> None:
+        """``connect`` makes the client of a shared tail's own connection; ``window`` is how many entries
+        a shared tail keeps, ``block_ms`` how long each of its ``XREAD BLOCK`` waits."""
         self.client = client
         self.keys = keys
         self.connect = connect
+        self.window = window
+        self.block_ms = block_ms
         self.entries = DecodedEntries()
         self._append = client.register_script(APPEND)
+        self._tails: dict[str, SharedTail] = {}
 
     @mapped
     async def append(
@@ -118,13 +96,25 @@ class RedisEventLog:
 
     @asynccontextmanager
     async def tail(self, stream: str) -> AsyncIterator[RedisTail]:
-        """A tail with a connection of its own, for its blocking reads; closed when the subscriber goes."""
-        client = self.connect()
+        """A subscriber's reader on the stream's shared tail: the first subscriber starts it (again, if the
+        last one failed), the last one to go stops it."""
+        key = self.keys.stream(stream)
+        shared = self._tails.get(key)
+        if shared is None or shared.failed:
+            replay = functools.partial(self.read, stream)
+            last_key = self.keys.stream_last(stream)
+            shared = SharedTail(self.connect, key, last_key, self.entries, replay, self.window, self.block_ms)
+            self._tails[key] = shared
+            shared.start()
+        shared.subscribers += 1
         try:
-            yield RedisTail(client, self.keys.stream(stream), self.entries)
+            yield RedisTail(shared)
         finally:
-            with contextlib.suppress(*FAILURES):
-                await client.aclose()
+            shared.subscribers -= 1
+            if shared.subscribers == 0:
+                if self._tails.get(key) is shared:
+                    del self._tails[key]
+                await shared.stop()
 
     @mapped
     async def last_id(self, stream: str) -> MessageId:
@@ -137,7 +127,15 @@ class RedisEventLog:
 
     @mapped
     async def clear(self) -> None:
+        """Delete every stream; the shared tails read again from the (new) last ids."""
         await self.keys.delete_matching(self.client, self.keys.stream_patterns)
+        await asyncio.gather(*(shared.restart() for shared in list(self._tails.values())))
+
+    async def close(self) -> None:
+        """Stop every shared tail; a subscriber still waiting gets ``Unavailable``."""
+        tails, self._tails = list(self._tails.values()), {}
+        closed = ConnectionError("the namespace's event log closed")
+        await asyncio.gather(*(shared.stop(closed) for shared in tails))
 
 
 def _consume_outcome(task: asyncio.Task[None]) -> None:
