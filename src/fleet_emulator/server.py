@@ -194,8 +194,8 @@ class Emulator:
             admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.admin_server)
         if self.admin_server is self.server:
             self.service_names.append(ADMIN_SERVICE)
-        default_state = self.namespaces.default.emulation.backend.state
-        self.health = HealthReporter(self.service_names, default_state.ping, settings.health_interval_s)
+        default_backend = self.namespaces.default.emulation.backend
+        self.health = HealthReporter(self.service_names, default_backend.ping, settings.health_interval_s)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server

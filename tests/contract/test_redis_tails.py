@@ -40,9 +40,9 @@ async def redis_log(url: str, window: int = 2_000, block_ms: int = 1_000) -> Asy
     backends = RedisBackends(url)
 
     def connect() -> aioredis.Redis:
-        return backends.new_client(single_connection_client=True, client_name=TAIL_NAME)
+        return backends.new_event_client(single_connection_client=True, client_name=TAIL_NAME)
 
-    log = RedisEventLog(backends.client, RedisKeys(), connect, window=window, block_ms=block_ms)
+    log = RedisEventLog(backends.event_client, RedisKeys(), connect, window=window, block_ms=block_ms)
     try:
         yield log
     finally:

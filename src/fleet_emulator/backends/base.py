@@ -122,6 +122,10 @@ class EventLog(Protocol):
 
     async def clear(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Like ``StateStore.ping``, for what the log reads and writes with (its own client, on Redis)."""
+        ...
+
     async def close(self) -> None:
         """Stop what the log runs for its tails; a tail still in use fails with ``Unavailable``."""
         ...
@@ -159,6 +163,11 @@ class Backend:
     async def clear(self) -> None:
         await self.state.clear()
         await self.events.clear()
+
+    async def ping(self) -> None:
+        """Return when state and events can be served; ``Unavailable`` when either cannot."""
+        await self.state.ping()
+        await self.events.ping()
 
     async def close(self) -> None:
         """Free what the namespace's backend holds of its own (a shared client is closed by its owner)."""

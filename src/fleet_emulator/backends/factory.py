@@ -24,6 +24,7 @@ import redis.exceptions
 from redis.asyncio.connection import parse_url
 
 from fleet_emulator.backends.base import Backend
+from fleet_emulator.backends.event_bytes import ENCODING as EVENT_ENCODING
 from fleet_emulator.backends.memory import MemoryStateStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.backends.redis_errors import FAILURES
@@ -122,6 +123,7 @@ class RedisBackends:
     def __init__(self, url: str) -> None:
         self.url = url
         self.client = self.new_client(max_connections=MAX_POOLED_CONNECTIONS)
+        self.event_client = self.new_event_client(max_connections=MAX_POOLED_CONNECTIONS)
 
     def new_client(self, **options: Any) -> aioredis.Redis:
         settings: dict[str, Any] = {
@@ -132,11 +134,19 @@ class RedisBackends:
         }
         return aioredis.Redis.from_url(self.url, **{**settings, **options})
 
+    def new_event_client(self, **options: Any) -> aioredis.Redis:
+        """A client for the event log, which reads and writes text as latin-1 (``event_bytes.py``)."""
+        return self.new_client(encoding=EVENT_ENCODING, **options)
+
     def __call__(self, namespace: str) -> Backend:
         """Keys under ``fleet-emulator:`` for the default namespace, ``fleet-emulator:ns:<name>:`` else;
         each stream's tail gets a connection of its own."""
         keys = RedisKeys(f"{DEFAULT_PREFIX}:ns:{namespace}" if namespace else DEFAULT_PREFIX)
-        events = RedisEventLog(self.client, keys, lambda: self.new_client(single_connection_client=True))
+        events = RedisEventLog(
+            self.event_client,
+            keys,
+            lambda: self.new_event_client(single_connection_client=True),
+        )
         return Backend(RedisStateStore(self.client, keys), events, RedisStateFeed(self.client, keys))
 
     async def connect(self, timeout_s: float) -> None:
@@ -182,6 +192,7 @@ class RedisBackends:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.event_client.aclose()
 
 
 def memory_backend() -> Backend:

@@ -94,6 +94,9 @@ class MemoryEventLog:
     async def clear(self) -> None:
         self._streams.clear()
 
+    async def ping(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

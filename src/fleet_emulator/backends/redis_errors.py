@@ -1,10 +1,11 @@
 """The boundary between redis-py and the domain: Redis connection failures become ``Unavailable``, and are
-counted by operation (``telemetry.metrics.REDIS``, which also counts Redis answering again)."""
+counted by operation (``telemetry.metrics.REDIS``, which also counts Redis answering again); commands that
+may be sent twice get a second try on a connection that broke (``once_more_if_stale``)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -27,6 +28,16 @@ def unavailable(exc: BaseException) -> Unavailable:
         RETRY_AFTER,
         cause=type(exc).__name__,
     )
+
+
+async def once_more_if_stale(command: Callable[[], Awaitable[R]]) -> R:
+    """Run ``command``, and once more if its connection broke: a pooled connection is stale after Redis
+    restarted, and redis-py reconnects only on the next use. Only for commands that are safe to send twice
+    (reads, and appends that recognise their own retry)."""
+    try:
+        return await command()
+    except redis.exceptions.ConnectionError:
+        return await command()
 
 
 def mapped(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:

@@ -2,8 +2,10 @@
 
 Appending is one Lua script: the id is ``<now ms>-0``, or the last id's time with the next sequence when the
 clock has not moved past it (so ids follow the emulator's clock, virtual or not), the entry records its
-predecessor's id, ``MINID`` trims the retention window (and ``XTRIM MAXLEN`` the oldest entries beyond the
-stream's length limit) and the last id is kept in its own key so that it outlives trimming. Replay is
+predecessor's id and the event as protobuf bytes (``event_bytes.py``), ``MINID`` trims the retention window
+(and ``XTRIM MAXLEN`` the oldest entries beyond the stream's length limit) and the last id is kept in its own
+key so that it outlives trimming. Each append carries a token kept beside the last id, so that an append
+sent again after its connection broke (``once_more_if_stale``) appends nothing the second time. Replay is
 ``XRANGE`` with an exclusive start. Tailing is shared (``redis_tails.py``): the log keeps one ``SharedTail``
 per stream with subscribers in this process, started with the first and stopped with the last, which does
 the stream's one ``XREAD BLOCK`` on a connection of its own; each subscriber keeps only its cursor and
@@ -21,6 +23,7 @@ import contextvars
 import functools
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -28,9 +31,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from fleet_emulator.backends import event_bytes
 from fleet_emulator.backends.fanout import LocalFanout, Subscription
 from fleet_emulator.backends.memory_events import epoch_ms
-from fleet_emulator.backends.redis_errors import FAILURES, mapped, unavailable
+from fleet_emulator.backends.redis_errors import FAILURES, mapped, once_more_if_stale, unavailable
 from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.backends.redis_tails import BLOCK_MS, WINDOW, DecodedEntries, RedisTail, SharedTail
 from fleet_emulator.domain.background import keep_cancellation, stop_task
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 
 APPEND = """
 local last = redis.call('GET', KEYS[2]) or '0-0'
+if redis.call('GET', KEYS[3]) == ARGV[5] then
+  return last
+end
 local dash = string.find(last, '-', 1, true)
 local last_ms = string.sub(last, 1, dash - 1)
 local id
@@ -52,11 +59,12 @@ if tonumber(ARGV[1]) > tonumber(last_ms) then
 else
   id = last_ms .. '-' .. tostring(tonumber(string.sub(last, dash + 1)) + 1)
 end
-redis.call('XADD', KEYS[1], 'MINID', '=', ARGV[2], id, 'prev', last, 'event', ARGV[3])
+redis.call('XADD', KEYS[1], 'MINID', '=', ARGV[2], id, 'prev', last, 'pb', ARGV[3])
 if tonumber(ARGV[4]) > 0 then
   redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', ARGV[4])
 end
 redis.call('SET', KEYS[2], id)
+redis.call('SET', KEYS[3], ARGV[5])
 return id
 """
 
@@ -85,13 +93,21 @@ class RedisEventLog:
     async def append(
         self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
     ) -> MessageId:
-        keys = [self.keys.stream(stream), self.keys.stream_last(stream)]
-        args: list[str | int] = [epoch_ms(now), epoch_ms(keep_after), json.dumps(encode(event)), max_length]
-        return MessageId.parse(await self._append(keys=keys, args=args))
+        keys = [self.keys.stream(stream), self.keys.stream_last(stream), self.keys.stream_last_append(stream)]
+        token = secrets.token_hex(8)  # names this append, so that sending it again appends nothing
+        args: list[str | int] = [
+            epoch_ms(now),
+            epoch_ms(keep_after),
+            event_bytes.dump(event),
+            max_length,
+            token,
+        ]
+        return MessageId.parse(await once_more_if_stale(lambda: self._append(keys=keys, args=args)))
 
     @mapped
     async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
-        raw: Any = await self.client.xrange(self.keys.stream(stream), f"({after}", "+", count=limit)
+        key = self.keys.stream(stream)
+        raw: Any = await once_more_if_stale(lambda: self.client.xrange(key, f"({after}", "+", count=limit))
         return self.entries.of(raw)
 
     @asynccontextmanager
@@ -130,6 +146,10 @@ class RedisEventLog:
         """Delete every stream; the shared tails read again from the (new) last ids."""
         await self.keys.delete_matching(self.client, self.keys.stream_patterns)
         await asyncio.gather(*(shared.restart() for shared in list(self._tails.values())))
+
+    @mapped
+    async def ping(self) -> None:
+        await self.client.ping()
 
     async def close(self) -> None:
         """Stop every shared tail; a subscriber still waiting gets ``Unavailable``."""

@@ -59,6 +59,9 @@ class RedisKeys:
     def stream_last(self, name: str) -> str:
         return f"{self.prefix}:stream-last:{name}"
 
+    def stream_last_append(self, name: str) -> str:
+        return f"{self.prefix}:stream-last-append:{name}"
+
     @property
     def jwt_secret(self) -> str:
         return f"{self.prefix}:jwt-secret"
@@ -83,7 +86,11 @@ class RedisKeys:
 
     @property
     def stream_patterns(self) -> tuple[str, ...]:
-        return (f"{self.prefix}:stream:*", f"{self.prefix}:stream-last:*")
+        return (
+            f"{self.prefix}:stream:*",
+            f"{self.prefix}:stream-last:*",
+            f"{self.prefix}:stream-last-append:*",
+        )
 
     @staticmethod
     async def delete_matching(client: aioredis.Redis, patterns: tuple[str, ...]) -> None:

@@ -21,7 +21,6 @@ import asyncio
 import bisect
 import contextlib
 import contextvars
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -29,11 +28,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from fleet_emulator.backends.event_bytes import JSON, PROTOBUF, load
 from fleet_emulator.backends.redis_errors import FAILURES, unavailable
 from fleet_emulator.domain.background import keep_cancellation, stop_task
-from fleet_emulator.domain.codec import decode_as
 from fleet_emulator.domain.errors import Unavailable
-from fleet_emulator.domain.events import Event, LogEntry
+from fleet_emulator.domain.events import LogEntry
 from fleet_emulator.domain.message_ids import ZERO, MessageId
 from fleet_emulator.telemetry.metrics import REDIS
 
@@ -57,10 +56,10 @@ class DecodedEntries:
         return [self._entry(entry_id, fields) for entry_id, fields in raw]
 
     def _entry(self, entry_id: str, fields: dict[str, str]) -> LogEntry:
-        key = (entry_id, fields["event"])  # the text too: after a reset, an id may name another event
+        key = (entry_id, fields.get(PROTOBUF) or fields[JSON])  # after a reset, an id may name another event
         entry = self._cache.get(key)
         if entry is None:
-            event = decode_as(Event, json.loads(fields["event"]))
+            event = load(fields)
             entry = self._cache[key] = LogEntry(
                 MessageId.parse(entry_id), MessageId.parse(fields["prev"]), event
             )
