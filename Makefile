@@ -49,8 +49,10 @@ test: lint types check-gen unit  ## every check: lint, types, generated code, th
 fuzz: setup  ## long fuzz: FUZZ_CALLS (default 100000) calls over both backends against real processes
 	FUZZ_CALLS=$${FUZZ_CALLS:-100000} $(BIN)/pytest tests/fuzz -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: setup  ## throughput and latency against a bare grpc.aio server, as ratios
-	$(BIN)/python -m bench
+bench: setup  ## throughput, latency and CPU per call against bare grpc.aio servers, as ratios (BENCH_ARGS="--quick")
+	command -v h2load >/dev/null || { $$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq && \
+		$$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq nghttp2-client; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 soak: setup  ## RSS of a real serve under 1,000 streams and traffic for 10 min (SOAK_ARGS="--minutes 3 --backend redis")
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

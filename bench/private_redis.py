@@ -2,8 +2,10 @@
 
 Same approach as the tests (it reuses ``tests/redis_server.py``'s binary lookup and free port), but
 configured like the docker-compose Redis: an append-only file with the default fsync every second, in a
-temporary folder that goes away with the server. ``private_redis`` yields the URL and stops the server
-(and removes its folder) when the block ends, whatever happened in it; ``flush`` empties it between runs.
+temporary folder that goes away with the server. ``redis_server`` starts it on the given cores (the server
+side's: Redis is part of what serves a Redis-backed emulator) and yields its URL and pid (for its CPU
+time); ``private_redis`` yields the URL only. Either stops the server (and removes its folder) when the
+block ends, whatever happened in it; ``flush`` empties it between runs.
 """
 
 from __future__ import annotations
@@ -11,31 +13,41 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import redis
 from tests.redis_server import START_TIMEOUT_S, free_port, redis_binary
 
+from bench.cpu import pinned_command
 from bench.servers import HOST
 
 STOP_TIMEOUT_S = 10.0
 
 
+@dataclass(frozen=True)
+class RedisProcess:
+    url: str
+    pid: int
+
+
 @contextmanager
-def private_redis() -> Iterator[str]:
-    """Start ``redis-server`` on a free loopback port; yield its URL; stop it when the block ends."""
+def redis_server(cores: Collection[int] = ()) -> Iterator[RedisProcess]:
+    """Start ``redis-server`` on a free loopback port, pinned to ``cores`` when given; stop it at the end."""
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
         port = free_port()
         command = [
             redis_binary(), "--bind", HOST, "--port", str(port), "--dir", folder,
-            "--save", "", "--appendonly", "yes", "--protected-mode", "no",
+            "--save", "", "--appendonly", "yes", "--protected-mode", "no", "--maxclients", "10000",
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            pinned_command(command, cores), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             url = f"redis://{HOST}:{port}/0"
             _wait_until_answering(process, url)
-            yield url
+            yield RedisProcess(url, process.pid)
         finally:
             process.terminate()
             try:
@@ -43,6 +55,13 @@ def private_redis() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """``redis_server`` on any core; yields its URL."""
+    with redis_server() as server:
+        yield server.url
 
 
 def _wait_until_answering(process: subprocess.Popen[bytes], url: str) -> None:

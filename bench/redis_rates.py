@@ -1,7 +1,7 @@
 """Raw Redis rates for context, measured with redis-py asyncio on the benchmarks' private Redis.
 
-XADD appends entries with the fields the Redis backend writes (the predecessor's id and the event as JSON,
-copied from the stream the replay benchmark filled), ``publish_in_flight`` calls at a time like the
+XADD appends entries with the fields the Redis backend writes (copied, as bytes, from the stream the replay
+benchmark filled), ``publish_in_flight`` calls at a time like the
 publisher; XRANGE reads that whole stream back in batches of the emulator's replay batch size, each
 starting after the last id read, as the emulator's replay does. Rows have no baseline and no bar.
 """
@@ -30,7 +30,7 @@ def measure_redis(redis_url: str, streams: StreamLoad) -> list[Comparison]:
 
 
 async def _measure(redis_url: str, streams: StreamLoad) -> list[Comparison]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = aioredis.Redis.from_url(redis_url)  # bytes: the backend's fields need not be text
     try:
         key = RedisKeys().stream(EVENT_ID)
         first: Any = await client.xrange(key, count=1)  # redis-py types replies loosely
@@ -78,6 +78,7 @@ async def _xrange(client: aioredis.Redis, key: str) -> Measurement:
         if not batch:
             break
         entries += len(batch)
-        after = f"({batch[-1][0]}"
+        last = batch[-1][0]
+        after = f"({last.decode() if isinstance(last, bytes) else last}"
     seconds = time.perf_counter() - started
     return Measurement.from_latencies(latencies, seconds, errors=0, operations=entries)

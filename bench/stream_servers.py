@@ -2,11 +2,12 @@
 and the bare ``grpc.aio`` baseline for StreamVehicleEvents.
 
 All events are one battery change of a Hamburg vehicle with every field filled in, so the emulator stores
-and sends them as they are and the baseline's messages have the same size. The baseline is a bare durable
-log: ``PublishEvent`` appends the request's bytes (its field 1, the event, is also field 1 of a
-``StreamResponse``) plus a fixed message id and answers fixed bytes; ``StreamVehicleEvents`` sends the
-current position then every later message, or with ``last_message_id`` every message from the start (the
-replay), all as pre-serialized bytes, so it costs nothing but gRPC. The emulator is prefilled in its own
+and sends them as they are and the baseline's messages have the same type and size. The baseline is a bare
+log that does what a minimal servicer must: ``PublishEvent`` parses the request, builds the
+``StreamResponse`` (the event and a message id) once, appends it to an in-process list and wakes the
+subscribers, and answers a ``PublishEventResponse``; ``StreamVehicleEvents`` sends the current position then
+every later message, or with ``last_message_id`` every message from the start (the replay). Messages are
+built once and serialized by grpc on every send, as the emulator's are. The emulator is prefilled in its own
 process through its domain (``EventStreams.publish``), many appends at a time.
 """
 
@@ -15,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
 import grpc
 
-from bench.servers import serve_bare
+from bench.servers import run_on_uvloop, serve_bare
 from bench.unary import HAMBURG_VEHICLE_ID
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
@@ -51,19 +52,14 @@ def sample_event() -> v2.Event:
     return message
 
 
-def _message_id() -> str:
-    """A message id of today's length, as the emulator gives the first event of a millisecond."""
-    return f"{time.time_ns() // 1_000_000}-0"
+def _message_id(sequence: int = 0) -> str:
+    """A message id of today's length, as the emulator gives the events of a millisecond."""
+    return f"{time.time_ns() // 1_000_000}-{sequence}"
 
 
 def stream_message(event: v2.Event) -> bytes:
     """The serialized StreamResponse carrying ``event``."""
     return v2.StreamResponse(event=event, message_id=_message_id()).SerializeToString()
-
-
-def publish_reply(event: v2.Event) -> bytes:
-    """The serialized PublishEventResponse for ``event``."""
-    return admin_pb2.PublishEventResponse(message_id=_message_id(), event=event).SerializeToString()
 
 
 async def prefill_stream(count: int, emulator: Emulator) -> None:
@@ -77,41 +73,55 @@ async def prefill_stream(count: int, emulator: Emulator) -> None:
 
 
 class BareLog:
-    """The baseline's stream: serialized messages in a list and a wake-up event replaced on every append."""
+    """The baseline's stream: messages in a list and a wake-up event replaced on every append."""
 
-    def __init__(self, reply: bytes, replay_message: bytes, replay_count: int) -> None:
-        self.reply = reply
-        self.messages = [replay_message] * replay_count
-        self.message_id = v2.StreamResponse(message_id=_message_id()).SerializeToString()
+    def __init__(self, replay_message: bytes, replay_count: int) -> None:
+        self.messages = [v2.StreamResponse.FromString(replay_message)] * replay_count
+        self.position = v2.StreamResponse(message_id=_message_id())
         self.appended = asyncio.Event()
+        self.sequence = 0
 
-    async def publish(self, request: bytes, context: Any) -> bytes:
-        self.messages.append(request + self.message_id)
+    async def publish(
+        self, request: admin_pb2.PublishEventRequest, context: Any
+    ) -> admin_pb2.PublishEventResponse:
+        self.sequence += 1
+        message = v2.StreamResponse(event=request.event, message_id=_message_id(self.sequence % 10))
+        self.messages.append(message)
         self.appended.set()
         self.appended = asyncio.Event()
-        return self.reply
+        return admin_pb2.PublishEventResponse(message_id=message.message_id, event=message.event)
 
-    async def stream(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
-        if v2.StreamRequest.FromString(request).HasField("last_message_id"):
+    async def stream(self, request: v2.StreamRequest, context: Any) -> AsyncIterator[v2.StreamResponse]:
+        if request.HasField("last_message_id"):
             cursor = 0
         else:
             cursor = len(self.messages)
-            yield self.message_id
+            yield self.position
         while True:
             while cursor < len(self.messages):
                 yield self.messages[cursor]
                 cursor += 1
             await self.appended.wait()
 
-    def handlers(self) -> tuple[grpc.GenericRpcHandler[bytes, bytes], ...]:
-        publish = grpc.unary_unary_rpc_method_handler(self.publish)
-        stream = grpc.unary_stream_rpc_method_handler(self.stream)
+    def handlers(self) -> tuple[grpc.GenericRpcHandler[Any, Any], ...]:
+        publish = grpc.unary_unary_rpc_method_handler(
+            self.publish,
+            request_deserializer=admin_pb2.PublishEventRequest.FromString,
+            response_serializer=admin_pb2.PublishEventResponse.SerializeToString,
+        )
+        stream = grpc.unary_stream_rpc_method_handler(
+            self.stream,
+            request_deserializer=v2.StreamRequest.FromString,
+            response_serializer=v2.StreamResponse.SerializeToString,
+        )
         return tuple(
             grpc.method_handlers_generic_handler(path.lstrip("/").split("/")[0], {path.split("/")[-1]: h})
             for path, h in ((PUBLISH_METHOD, publish), (STREAM_METHOD, stream))
         )
 
 
-def run_stream_baseline(pipe: Connection, reply: bytes, replay_message: bytes, replay_count: int) -> None:
+def run_stream_baseline(
+    pipe: Connection, replay_message: bytes, replay_count: int, cores: Collection[int] = ()
+) -> None:
     """Process entry point: the bare log, holding ``replay_count`` copies of ``replay_message`` to replay."""
-    asyncio.run(serve_bare(pipe, BareLog(reply, replay_message, replay_count).handlers()))
+    run_on_uvloop(serve_bare(pipe, BareLog(replay_message, replay_count).handlers()), cores)
