@@ -4,11 +4,13 @@
 group of its own so that a terminal's Ctrl-C reaches the parent alone and every worker hears of a signal
 exactly once: the parent passes each SIGTERM or SIGINT on to the workers, which stop gracefully on the first
 and at once on the second, as a single ``serve`` does. When a worker ends by itself (it could not start, say),
-the parent stops the others. The parent's exit code is the first non-zero one of its workers, or 0.
+the parent stops the others; when the parent dies without a word (SIGKILL), the kernel sends each worker
+SIGTERM (Linux). The parent's exit code is the first non-zero one of its workers, or 0.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -19,10 +21,24 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 SIGNALS = {signal.SIGTERM, signal.SIGINT}
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
-def _in_own_group(target: Callable[[int], None], index: int) -> None:
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux), so that a parent killed
+    with SIGKILL leaves no worker behind; elsewhere, nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _in_own_group(target: Callable[[int], None], index: int, parent: int) -> None:
     os.setpgid(0, 0)
+    _stop_with(parent)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # the parent blocks them while it starts workers
     target(index)
 
@@ -35,8 +51,10 @@ def _exit_code(process: BaseProcess) -> int:
 def run_workers(target: Callable[[int], None], count: int) -> int:
     """Run ``target`` in ``count`` worker processes until they have all ended; their exit code."""
     spawn = get_context("spawn")
+    parent = os.getpid()
     workers = [
-        spawn.Process(target=_in_own_group, args=(target, i), name=f"worker-{i}") for i in range(count)
+        spawn.Process(target=_in_own_group, args=(target, i, parent), name=f"worker-{i}")
+        for i in range(count)
     ]
 
     passed: list[int] = []

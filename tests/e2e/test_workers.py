@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,21 @@ def test_workers_refuse_what_cannot_act_as_one(options: tuple[str, ...], problem
     assert result.stderr.strip().splitlines() == [
         f"fleet-emulator: error: {problem}" + result.stderr.split(problem, 1)[1].strip()
     ]
+
+
+def test_workers_stop_when_their_parent_is_killed(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    emulator = start(workers_command(port, redis_url), port, tmp_path / "serve.log")
+    try:
+        emulator.wait_ready()
+        pids = worker_pids(emulator, 2)
+        emulator.process.kill()
+        emulator.process.wait(timeout=5)
+        emulator.wait_for_line(r"(?s)(stopping: finishing in-flight calls.*){2}")
+    finally:
+        emulator.terminate()
+    for pid in pids:  # gone, or a zombie of a parent that is gone too (init reaps it)
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid)
