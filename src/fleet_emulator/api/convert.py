@@ -28,6 +28,7 @@ from typing import Any
 from google.protobuf import duration_pb2, message_factory, timestamp_pb2
 from google.protobuf.message import Message
 
+from fleet_emulator.api.wire import assemble
 from fleet_emulator.domain.events import Event
 from fleet_emulator.domain.models import EPOCH, Fleet, Vehicle
 from fleet_emulator.domain.service import FleetView
@@ -83,14 +84,16 @@ def _union_members(hint: Any) -> tuple[type, ...] | None:
 
 
 class Converted:
-    """A value's message, and its bytes once asked for; ``source`` tells whether it is still current."""
+    """A value's message, and its bytes once asked for; ``source`` tells whether it is still current. An
+    event's also keeps the stream message that carries it, built once for all its subscribers."""
 
-    __slots__ = ("_data", "message", "source")
+    __slots__ = ("_data", "message", "source", "streamed")
 
     def __init__(self, source: object, message: Message) -> None:
         self.source = source
         self.message = message
         self._data: bytes | None = None
+        self.streamed: tuple[str, Any] | None = None  # (message id, the stream message)
 
     @property
     def data(self) -> bytes:
@@ -268,6 +271,15 @@ class VersionAdapter:
     def event_bytes(self, event: Event) -> bytes:
         """The event's message serialized, once however many subscribers receive it."""
         return self._converted_event(event).data
+
+    def stream_message(self, event: Event, message_id: str) -> Any:
+        """The ``StreamResponse`` carrying the event under ``message_id``, serialized once however many
+        subscribers it goes to (``wire.py``)."""
+        converted = self._converted_event(event)
+        if converted.streamed is None or converted.streamed[0] != message_id:
+            joined = assemble(self.pb.StreamResponse, event=converted.data, message_id=message_id)
+            converted.streamed = (message_id, joined)
+        return converted.streamed[1]
 
     def _converted_event(self, event: Event) -> Converted:
         cached = self._events.get(id(event))

@@ -77,7 +77,7 @@ class FleetStateApi:
         return assemble(self.adapter.pb.GetVehicleResponse, vehicle=self.adapter.vehicle_bytes(vehicle))
 
     async def StreamVehicleEvents(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        """Each message is joined from the event's bytes, serialized once for all subscribers."""
+        """Each message is serialized once for all subscribers of the event (``VersionAdapter``)."""
         namespace = await self.namespaces.current()
         streams = namespace.emulation.streams
         messages = await streams.subscribe(request.event_id, optional(request, "last_message_id"))
@@ -89,7 +89,7 @@ class FleetStateApi:
                 yield surprise(response(event=self.adapter.event(event), message_id=str(message_id)))
                 delivered.inc()  # once the message went out, as the generator resumes
             else:
-                yield assemble(response, event=self.adapter.event_bytes(event), message_id=str(message_id))
+                yield self.adapter.stream_message(event, str(message_id))
                 delivered.inc()
 
     async def PollVehicleEvents(self, request: Any, context: Context) -> Any:
