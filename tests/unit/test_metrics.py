@@ -22,6 +22,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as pb_g
 from fleet_emulator.domain.journal import ENTRY_OVERHEAD_BYTES
 from fleet_emulator.server import Emulator, Settings
 from fleet_emulator.telemetry.metrics import RedisLink
+from tests.emulators import on_redis
 from tests.redis_server import RedisServer
 from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE, next_message, set_soc
 from tests.waiting import eventually
@@ -168,35 +169,22 @@ def test_a_reconnect_is_an_answer_after_failures_once_redis_had_answered() -> No
 
 
 async def test_redis_errors_and_reconnects_around_a_redis_restart(own_redis: RedisServer) -> None:
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        backend="redis",
-        redis_url=own_redis.url,
-        grace_seconds=0.2,
-        health_interval_s=0.1,
-    )
-    emulator = Emulator(settings)
-    await emulator.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{emulator.port}") as channel:
-            api = pb_grpc.FleetStateServiceStub(channel)
-            request = pb.GetVehicleRequest(vehicle_id=SEED_VEHICLE)
-            await api.GetVehicle(request)
-            errors = value("fleet_emulator_redis_errors_total", operation="get_vehicle")
-            reconnects = value("fleet_emulator_redis_reconnects_total")
+    async with on_redis(own_redis.url) as (_, channel):
+        api = pb_grpc.FleetStateServiceStub(channel)
+        request = pb.GetVehicleRequest(vehicle_id=SEED_VEHICLE)
+        await api.GetVehicle(request)
+        errors = value("fleet_emulator_redis_errors_total", operation="get_vehicle")
+        reconnects = value("fleet_emulator_redis_reconnects_total")
 
-            own_redis.stop()
-            refused = await failure(api.GetVehicle(request))
-            assert refused.code() == grpc.StatusCode.UNAVAILABLE
-            assert value("fleet_emulator_redis_errors_total", operation="get_vehicle") - errors == 1
-            assert value("fleet_emulator_redis_reconnects_total") == reconnects
-            own_redis.start()
+        own_redis.stop()
+        refused = await failure(api.GetVehicle(request))
+        assert refused.code() == grpc.StatusCode.UNAVAILABLE
+        assert value("fleet_emulator_redis_errors_total", operation="get_vehicle") - errors == 1
+        assert value("fleet_emulator_redis_reconnects_total") == reconnects
+        own_redis.start()
 
-            async def reconnected() -> bool:
-                return value("fleet_emulator_redis_reconnects_total") > reconnects
+        async def reconnected() -> bool:
+            return value("fleet_emulator_redis_reconnects_total") > reconnects
 
-            await eventually(reconnected, "Redis counts as reconnected")
-            assert (await api.GetVehicle(request)).vehicle.id == SEED_VEHICLE
-    finally:
-        await emulator.stop()
+        await eventually(reconnected, "Redis counts as reconnected")
+        assert (await api.GetVehicle(request)).vehicle.id == SEED_VEHICLE
