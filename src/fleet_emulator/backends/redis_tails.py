@@ -150,6 +150,14 @@ class SharedTail:
         if self._failure is not None:
             raise unavailable(self._failure) from self._failure
 
+    def continues_from(self, cursor: MessageId) -> bool:
+        """Whether the window goes on from ``cursor``: its base, or an id it holds. A cursor between its
+        ids comes from another history of the stream (reset by another replica): it replays instead."""
+        if cursor == self.base:
+            return True
+        found = bisect.bisect_left(self._ids, cursor)
+        return found < len(self._ids) and self._ids[found] == cursor
+
     def after(self, cursor: MessageId, limit: int) -> list[LogEntry]:
         """The window's entries after ``cursor`` (at most ``limit``); complete when ``cursor >= base``."""
         start = bisect.bisect_right(self._ids, cursor)
@@ -263,7 +271,7 @@ class RedisTail:
         while True:
             shared.check()
             if shared.base is not None and shared.head is not None:
-                if after < shared.base:
+                if after < shared.base or (after < shared.head and not shared.continues_from(after)):
                     head = shared.head
                     entries = await shared.replay(after, limit)
                     if entries:
