@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -59,6 +59,7 @@ SETTLE_INTERVAL_S = 0.25  # how often due wake-ups are settled (``wake_ups.py``)
 SWEEP_INTERVAL_S = 60.0  # how often idle namespaces are looked for, at most
 TRIM_INTERVAL_S = 30.0  # how often freed memory is given back to the system
 STOP_MARGIN_S = 2.0  # what stopping may take beyond the grace period, per step
+MAX_PENDING_CALLS = 100_000  # calls gRPC may hold before the server takes them
 
 
 class StartupError(Exception):
@@ -132,8 +133,34 @@ def _grpc_server(namespaces: Namespaces, admin_token: str, reuse_port: bool) -> 
         options=[
             ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_receive_message_length", TRANSPORT_MAX_BYTES),
+            # Calls wait in gRPC's queue until the server takes them, one at a time through the generic
+            # handlers (``_GenericHandlersOnly``): a burst of thousands of new streams must not be shed.
+            ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+            ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ],
     )
+
+
+class _GenericHandlersOnly:
+    """Stands in for a server when services are added: passes their generic handlers on and drops their
+    tables of registered methods. grpc.aio's server keeps one pending future per registered method and
+    waits on all of them (``asyncio.wait``) for every call it accepts, so the emulator's 60-odd methods
+    would cost each call that many callbacks; served through the generic handlers, a call costs one
+    (and the call scope resolves each method's handler once)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self.server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self.server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        return None
+
+
+def generic_only(server: grpc.aio.Server) -> Any:
+    """``server`` for the generated ``add_*_to_server`` functions (see ``_GenericHandlersOnly``)."""
+    return _GenericHandlersOnly(server)
 
 
 def _cannot_listen(host: str, port: int, reuse_port: bool = False) -> str | None:
@@ -181,7 +208,7 @@ class Emulator:
         self.server = _grpc_server(self.namespaces, settings.admin_token, settings.reuse_port)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
-            version.register(self.server, self.namespaces)
+            version.register(generic_only(self.server), self.namespaces)
         self.admin_server: grpc.aio.Server | None = None
         admin = AdminServicer(self.namespaces, self.clock)
         if settings.admin_port != ADMIN_OFF:
@@ -191,17 +218,18 @@ class Emulator:
                 if own
                 else self.server
             )
-            admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.admin_server)
+            admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, generic_only(self.admin_server))
         if self.admin_server is self.server:
             self.service_names.append(ADMIN_SERVICE)
         default_backend = self.namespaces.default.emulation.backend
         self.health = HealthReporter(self.service_names, default_backend.ping, settings.health_interval_s)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, generic_only(self.server))
         reflection.enable_server_reflection(
-            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], generic_only(self.server)
         )
         if self.admin_server is not None and self.admin_server is not self.server:
-            reflection.enable_server_reflection([ADMIN_SERVICE, reflection.SERVICE_NAME], self.admin_server)
+            names = [ADMIN_SERVICE, reflection.SERVICE_NAME]
+            reflection.enable_server_reflection(names, generic_only(self.admin_server))
         self.console = self._console(admin) if settings.console_port is not None else None
         self.port = 0
         self.admin_port = 0
