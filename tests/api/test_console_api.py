@@ -24,6 +24,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.server import ADMIN_OFF, Emulator, Settings, StartupError
 from tests.e2e.harness import free_port
+from tests.waiting import eventually
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 Answer = dict[str, Any]
@@ -236,6 +237,22 @@ async def test_resuming_from_an_unknown_id_ends_with_out_of_range(console: Conso
     status = answers[0]["status"]
     assert status["code"] == "OUT_OF_RANGE", status
     assert detail(status, "ErrorInfo")["reason"]
+
+
+async def test_a_browser_that_goes_away_ends_its_stream(console: Console) -> None:
+    fleet = await first_fleet(console)
+    namespace = console.emulator.namespaces.default
+    response = await console.http.post(
+        f"{console.url}/api/stream/v2/StreamVehicleEvents", json={"event_id": fleet.vehicle_events_id}
+    )
+    assert "message" in await anext(lines(response))
+    assert len(namespace.streams) == 1
+    response.close()  # the page is left: the connection goes, with no event to write into it
+
+    async def ended() -> bool:
+        return not namespace.streams
+
+    await eventually(ended, "the console's stream ended with its connection")
 
 
 async def test_stopping_ends_an_open_console_stream(console: Console) -> None:

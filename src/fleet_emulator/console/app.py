@@ -52,7 +52,9 @@ class ConsoleApp:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: a free port); the bound port. ``OSError`` if it cannot listen."""
-        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=STOP_TIMEOUT_S)
+        self.runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=STOP_TIMEOUT_S, handler_cancellation=True
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, reuse_address=True)
         try:
