@@ -140,12 +140,21 @@ async def test_unknown_values_reach_vehicles_fleets_and_events_in_v1_and_v2(targ
     fleet = (await target.api.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"), metadata=meta)).fleet
     assert unknown_numbers(fleet) == [1000, 1001, 1002]
     stream = target.api.StreamVehicleEvents(pb.StreamRequest(event_id=HAMBURG_EVENTS), metadata=meta)
-    await next_message(stream)
+    start = (await next_message(stream)).message_id
     await set_soc(target.admin, 42.0, namespace="pol-g")
     event = (await next_message(stream)).event
     stream.cancel()
     assert event.battery_changed.state_of_charge_percent == 42.0
     assert unknown_numbers(event) == [1000, 1001, 1002]
+    poll = pb.PollRequest(event_id=HAMBURG_EVENTS, last_message_id=start)
+    [polled] = (await target.api.PollVehicleEvents(poll, metadata=meta)).events
+    assert polled.id == event.id and unknown_numbers(polled) == [1000, 1001, 1002]
+    states = target.api.SubscribeToVehicleStates(
+        pb.SubscribeToVehicleStatesRequest(fleet_id="hamburg", vehicle_ids=[SEED_VEHICLE]), metadata=meta
+    )
+    state = (await next_message(states)).vehicle
+    states.cancel()
+    assert state.doors[-1].position == UNKNOWN_ENUM and unknown_numbers(state) == [1000, 1001, 1002]
 
 
 async def test_without_the_switch_and_after_it_responses_are_plain(target: Target) -> None:

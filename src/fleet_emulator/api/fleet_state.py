@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from fleet_emulator.api.convert import VersionAdapter
 from fleet_emulator.api.surprises import surprise
 from fleet_emulator.api.wire import assemble
+from fleet_emulator.domain.journal import Kept
 from fleet_emulator.domain.namespaces import Namespace, Namespaces
 from fleet_emulator.telemetry import metrics
 
@@ -20,14 +21,11 @@ Context = Any  # grpc.aio.ServicerContext; unused by the methods, which raise do
 
 
 def answer(namespace: Namespace, response: Any) -> Any:
-    """The response as it goes out: with unknown values if the namespace's policies say so."""
-    return surprise(response) if surprising(namespace) else response
-
-
-def surprising(namespace: Namespace) -> bool:
-    """Whether responses get unknown values (``surprises.py``): then they are built as messages, which
-    that changes, rather than joined from cached bytes (``wire.py``)."""
-    return namespace.policies.unknown_values
+    """The response as it goes out: with unknown values if the namespace's policies say so. A response
+    joined from cached bytes (``wire.py``) is then read back as a message of its own to change."""
+    if not namespace.policies.unknown_values:
+        return response
+    return surprise(response.message if isinstance(response, Kept) else response)
 
 
 def optional(request: Any, field: str) -> str | None:
@@ -61,20 +59,16 @@ class FleetStateApi:
         namespace = await self.namespaces.current()
         fleets = namespace.emulation.fleets
         page = await fleets.list_vehicles(request.fleet_id, request.page_size, request.page_token)
-        pb, token = self.adapter.pb, page.next_page_token
-        if surprising(namespace):
-            vehicles = [self.adapter.vehicle(v) for v in page.items]
-            return surprise(pb.ListVehiclesResponse(vehicles=vehicles, next_page_token=token))
-        vehicle_bytes = [self.adapter.vehicle_bytes(v) for v in page.items]
-        return assemble(pb.ListVehiclesResponse, vehicles=vehicle_bytes, next_page_token=token)
+        vehicles = [self.adapter.vehicle_bytes(v) for v in page.items]
+        response = self.adapter.pb.ListVehiclesResponse
+        return answer(namespace, assemble(response, vehicles=vehicles, next_page_token=page.next_page_token))
 
     async def GetVehicle(self, request: Any, context: Context) -> Any:
         namespace = await self.namespaces.current()
         fleets = namespace.emulation.fleets
         vehicle = await namespace.emulation.wake_ups.settled(await fleets.get_vehicle(request.vehicle_id))
-        if surprising(namespace):
-            return surprise(self.adapter.pb.GetVehicleResponse(vehicle=self.adapter.vehicle(vehicle)))
-        return assemble(self.adapter.pb.GetVehicleResponse, vehicle=self.adapter.vehicle_bytes(vehicle))
+        response = assemble(self.adapter.pb.GetVehicleResponse, vehicle=self.adapter.vehicle_bytes(vehicle))
+        return answer(namespace, response)
 
     async def StreamVehicleEvents(self, request: Any, context: Context) -> AsyncIterator[Any]:
         """Each message is serialized once for all subscribers of the event (``VersionAdapter``)."""
@@ -84,30 +78,22 @@ class FleetStateApi:
         response, delivered = self.adapter.pb.StreamResponse, metrics.delivered(self.adapter.name)
         async for event, message_id in messages:
             if event is None:
-                yield assemble(response, message_id=str(message_id))
-            elif surprising(namespace):
-                yield surprise(response(event=self.adapter.event(event), message_id=str(message_id)))
-                delivered.inc()  # once the message went out, as the generator resumes
+                yield answer(namespace, assemble(response, message_id=str(message_id)))
             else:
-                yield self.adapter.stream_message(event, str(message_id))
-                delivered.inc()
+                yield answer(namespace, self.adapter.stream_message(event, str(message_id)))
+                delivered.inc()  # once the message went out, as the generator resumes
 
     async def PollVehicleEvents(self, request: Any, context: Context) -> Any:
         namespace = await self.namespaces.current()
         streams = namespace.emulation.streams
         events, message_id = await streams.poll(request.event_id, optional(request, "last_message_id"))
-        if surprising(namespace):
-            converted = [self.adapter.event(e) for e in events]
-            return surprise(self.adapter.pb.PollResponse(events=converted, message_id=str(message_id)))
         event_bytes = [self.adapter.event_bytes(e) for e in events]
-        return assemble(self.adapter.pb.PollResponse, events=event_bytes, message_id=str(message_id))
+        response = assemble(self.adapter.pb.PollResponse, events=event_bytes, message_id=str(message_id))
+        return answer(namespace, response)
 
     async def SubscribeToVehicleStates(self, request: Any, context: Context) -> AsyncIterator[Any]:
         namespace = await self.namespaces.current()
         live = namespace.emulation.live
         response = self.adapter.pb.SubscribeToVehicleStatesResponse
         async for vehicle in live.subscribe(request.fleet_id, list(request.vehicle_ids)):
-            if surprising(namespace):
-                yield surprise(response(vehicle=self.adapter.vehicle(vehicle)))
-            else:
-                yield assemble(response, vehicle=self.adapter.vehicle_bytes(vehicle))
+            yield answer(namespace, assemble(response, vehicle=self.adapter.vehicle_bytes(vehicle)))
