@@ -70,3 +70,14 @@ def test_catalogued_details_are_the_details_sent(reason: Reason) -> None:
 def test_a_reason_cannot_be_raised_with_another_code() -> None:
     with pytest.raises(TypeError):
         errors.OutOfRange(reasons.FLEET_NOT_FOUND, "wrong class")
+
+
+def test_a_status_is_made_once_per_error_and_flow_id() -> None:
+    error = errors.NotFound(reasons.VEHICLE_NOT_FOUND, "vehicle 'v' does not exist")
+    first = to_status(error, "flow-1")
+    assert to_status(error, "flow-1") is first, "the journal and the answer share one status"
+    other = to_status(error, "flow-2")
+    assert other is not first
+    assert status_pb2.Status.FromString(dict(other.trailing_metadata)["grpc-status-details-bin"]) != (
+        status_pb2.Status.FromString(dict(first.trailing_metadata)["grpc-status-details-bin"])
+    )

@@ -22,11 +22,11 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from fleet_emulator.api.admission import admit, admit_admin
-from fleet_emulator.api.errors import to_status
-from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, watch
+from fleet_emulator.api.errors import contract_error, to_status
+from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, code_of, watch
 from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import EmulatorError, FieldViolation, Internal, InvalidArgument
+from fleet_emulator.domain.errors import EmulatorError, FieldViolation, InvalidArgument
 from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_flow_id
 from fleet_emulator.domain.journal import Kept
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
@@ -121,24 +121,15 @@ async def _fail(error: Exception, context: Context) -> None:
         raise error
     if isinstance(error, InjectedFault):
         await context.abort_with_status(error.status)
-    if not isinstance(error, EmulatorError):
-        log.exception("bug while serving a call (flow id %s)", current_flow_id.get())
-        error = Internal(reasons.INTERNAL_ERROR, "internal error in the emulator; report the flow id")
-    await context.abort_with_status(to_status(error, current_flow_id.get()))
+    await context.abort_with_status(to_status(contract_error(error), current_flow_id.get()))
 
 
 def _code_of(error: BaseException, context: Context) -> str:
     """The name of the code a call that ended with ``error`` gets (the one ``_fail`` sends)."""
-    if isinstance(error, InjectedFault):
-        return CODE_NAMES.get(error.code, "UNKNOWN")
-    if isinstance(error, EmulatorError):
-        return error.code.name
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):  # the latter: a stream cancelled mid-send
-        return "CANCELLED"
     if isinstance(error, grpc.aio.AbortError):
         aborted: grpc.StatusCode | None = context.code()
         return aborted.name if aborted is not None else "UNKNOWN"
-    return "INTERNAL"
+    return CODE_NAMES.get(code_of(error), "UNKNOWN")
 
 
 def _finished(measured: CallMetrics, code: str) -> None:

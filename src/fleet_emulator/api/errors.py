@@ -14,6 +14,8 @@ dropped until it fits); cut text ends in "…".
 
 from __future__ import annotations
 
+import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,12 +27,17 @@ from grpc_status import rpc_status
 
 from fleet_emulator.api.convert import duration
 from fleet_emulator.domain import errors as domain
+from fleet_emulator.domain import reasons
+from fleet_emulator.domain.flow import current_flow_id
 from fleet_emulator.domain.reasons import DOMAIN
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1536  # as sent in grpc-message, where a byte outside printable ASCII takes three
 MAX_TEXT = 256  # characters of each metadata value, field, description or subject in the details
 MAX_VIOLATIONS = 20
 STATUS_DETAILS = "grpc-status-details-bin"  # the trailer that carries the google.rpc.Status
+_made: weakref.WeakKeyDictionary[domain.EmulatorError, tuple[str, grpc.Status]] = weakref.WeakKeyDictionary()
 MAX_STATUS_BYTES = 3072  # serialized google.rpc.Status; its base64 in grpc-status-details-bin is 4 KiB
 
 
@@ -87,9 +94,24 @@ def _details(error: domain.EmulatorError) -> list[Message]:
 
 
 def to_status(error: domain.EmulatorError, flow_id: str) -> grpc.Status:
-    """The gRPC status (code, message and details trailer) for a domain error."""
+    """The gRPC status (code, message and details trailer) for a domain error, made once per error and
+    flow id: the journal keeps it and the call sends it."""
+    made = _made.get(error)
+    if made is not None and made[0] == flow_id:
+        return made[1]
     extra = [_packed(m) for m in _details(error)]
-    return _status(error.code.value, error.message, error.reason.name, error.metadata, extra, flow_id)
+    status = _status(error.code.value, error.message, error.reason.name, error.metadata, extra, flow_id)
+    _made[error] = (flow_id, status)
+    return status
+
+
+def contract_error(error: Exception) -> domain.EmulatorError:
+    """``error`` when it is one the contract names; any other exception is a bug, logged with its
+    traceback and the flow id, and answered as ``INTERNAL``."""
+    if isinstance(error, domain.EmulatorError):
+        return error
+    log.exception("bug while serving a call (flow id %s)", current_flow_id.get())
+    return domain.Internal(reasons.INTERNAL_ERROR, "internal error in the emulator; report the flow id")
 
 
 def fault_status(

@@ -153,19 +153,31 @@ class CallWatch:
         entry.finished = True
         if error is None:
             return
+        entry.code = code_of(error)
         if isinstance(error, InjectedFault):
-            entry.code, entry.status_message = error.code, error.message
-            entry.reason, entry.retry_delay = error.reason, error.retry_delay
+            entry.status_message, entry.reason = error.message, error.reason
+            entry.retry_delay = error.retry_delay
             self._keep_details(error.status)
         elif isinstance(error, EmulatorError):
-            entry.code, entry.status_message = error.code.value, error.message
-            entry.reason = error.reason.name
+            entry.status_message, entry.reason = error.message, error.reason.name
             entry.retry_delay = error.retry_after if isinstance(error, Unavailable) else None
             self._keep_details(to_status(error, self.flow_id))
-        elif isinstance(error, asyncio.CancelledError | GeneratorExit):  # the client went away
-            entry.code, entry.status_message = CANCELLED, "cancelled by the client"
+        elif entry.code == CANCELLED:
+            entry.status_message = "cancelled by the client"
         else:
-            entry.code, entry.status_message = INTERNAL, "internal error"
+            entry.status_message = "internal error"
+
+
+def code_of(error: BaseException) -> int:
+    """The gRPC code of a call that ended with ``error``: the fault's or the emulator error's, CANCELLED
+    when the client went away (a stream cancelled mid-send ends with ``GeneratorExit``), else INTERNAL."""
+    if isinstance(error, InjectedFault):
+        return error.code
+    if isinstance(error, EmulatorError):
+        return error.code.value
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return CANCELLED
+    return INTERNAL
 
 
 class Unwatched:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +24,12 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from fleet_emulator.api.admission import admit_admin
-from fleet_emulator.api.errors import STATUS_DETAILS, to_status
+from fleet_emulator.api.errors import STATUS_DETAILS, contract_error, to_status
 from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import (
     EmulatorError,
     FieldViolation,
-    Internal,
     InvalidArgument,
     PermissionDenied,
 )
@@ -39,7 +37,6 @@ from fleet_emulator.domain.flow import FLOW_ID_HEADER, choose_flow_id, current_f
 from fleet_emulator.domain.journal import Kept
 from fleet_emulator.domain.namespaces import DEFAULT, NAMESPACE_HEADER, Namespaces, current_namespace
 
-log = logging.getLogger(__name__)
 assert error_details_pb2  # the detail types must be known to the JSON printer
 Answer = dict[str, Any]
 
@@ -191,7 +188,4 @@ def _parsed(request_type: type[Message], body: bytes) -> Message:
 
 
 def _failed(error: Exception) -> Answer:
-    if not isinstance(error, EmulatorError):
-        log.exception("bug while serving a console call (flow id %s)", current_flow_id.get())
-        error = Internal(reasons.INTERNAL_ERROR, "internal error in the emulator; report the flow id")
-    return refused(error, current_flow_id.get())
+    return refused(contract_error(error), current_flow_id.get())
