@@ -141,6 +141,16 @@ def _grpc_server(namespaces: Namespaces, admin_token: str, reuse_port: bool) -> 
     )
 
 
+def _not_listening(setting: str, host: str, port: int, problem: str) -> StartupError:
+    return StartupError(setting, f"cannot listen on {host}:{port}: {problem}", EXIT_CANNOT_LISTEN)
+
+
+def _check_listening(setting: str, host: str, port: int, reuse_port: bool = False) -> None:
+    """``StartupError`` naming ``setting`` when nothing can listen on ``host:port`` now."""
+    if (problem := _cannot_listen(host, port, reuse_port)) is not None:
+        raise _not_listening(setting, host, port, problem)
+
+
 class _GenericHandlersOnly:
     """Stands in for a server when services are added: passes their generic handlers on and drops their
     tables of registered methods. grpc.aio's server keeps one pending future per registered method and
@@ -206,9 +216,10 @@ class Emulator:
             settings.limits,
         )
         self.server = _grpc_server(self.namespaces, settings.admin_token, settings.reuse_port)
+        services = generic_only(self.server)
         self.service_names = [v.service_name for v in VERSIONS]
         for version in VERSIONS:
-            version.register(generic_only(self.server), self.namespaces)
+            version.register(services, self.namespaces)
         self.admin_server: grpc.aio.Server | None = None
         admin = AdminServicer(self.namespaces, self.clock)
         if settings.admin_port != ADMIN_OFF:
@@ -223,9 +234,9 @@ class Emulator:
             self.service_names.append(ADMIN_SERVICE)
         default_backend = self.namespaces.default.emulation.backend
         self.health = HealthReporter(self.service_names, default_backend.ping, settings.health_interval_s)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, generic_only(self.server))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, services)
         reflection.enable_server_reflection(
-            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], generic_only(self.server)
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], services
         )
         if self.admin_server is not None and self.admin_server is not self.server:
             names = [ADMIN_SERVICE, reflection.SERVICE_NAME]
@@ -255,25 +266,20 @@ class Emulator:
 
     async def _start_console(self, console: ConsoleApp, port: int) -> None:
         host = self.settings.host
-        problem = _cannot_listen(host, port)
-        if problem is None:
-            try:
-                self.console_port = await console.start(host, port)
-                return
-            except OSError as exc:
-                problem = exc.strerror or str(exc)
-        raise StartupError("--console-port", f"cannot listen on {host}:{port}: {problem}", EXIT_CANNOT_LISTEN)
+        _check_listening("--console-port", host, port)
+        try:
+            self.console_port = await console.start(host, port)
+        except OSError as exc:
+            raise _not_listening("--console-port", host, port, exc.strerror or str(exc)) from None
 
     def _bind(self, server: grpc.aio.Server, port: int, setting: str) -> int:
-        address = f"{self.settings.host}:{port}"
-        problem = _cannot_listen(self.settings.host, port, self.settings.reuse_port)
-        if problem is None:
-            try:
-                bound: int = server.add_insecure_port(address)
-                return bound
-            except RuntimeError:
-                problem = "gRPC could not bind it"
-        raise StartupError(setting, f"cannot listen on {address}: {problem}", EXIT_CANNOT_LISTEN)
+        host = self.settings.host
+        _check_listening(setting, host, port, self.settings.reuse_port)
+        try:
+            bound: int = server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:
+            raise _not_listening(setting, host, port, "gRPC could not bind it") from None
+        return bound
 
     async def start(self) -> int:
         """Bind, serve, wait for the backend, seed the scenario, then report SERVING. Returns the bound API
