@@ -7,25 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from fleet_emulator.backends.event_bytes import ENCODING, JSON, PROTOBUF, dump, load
-from fleet_emulator.backends.factory import RedisBackends, memory_backend
+from fleet_emulator.backends.factory import RedisBackends
 from fleet_emulator.backends.redis_events import RedisEventLog
 from fleet_emulator.domain import events as ev
 from fleet_emulator.domain import models
-from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.codec import encode
-from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.message_ids import ZERO
-from fleet_emulator.domain.scenario import load_scenario
-from fleet_emulator.domain.simulator import Simulator
 from tests.contract.test_event_log import FOREVER, T0
 from tests.redis_server import RedisServer
+from tests.unit.test_simulator import Demo
 
 pytestmark = pytest.mark.redis
 
@@ -84,16 +81,11 @@ async def test_entries_hold_protobuf_and_json_entries_still_read(
 
 
 async def simulated_events(count: int) -> list[ev.Event]:
-    """What the demo's simulator publishes, on a memory backend."""
-    clock = EmulatorClock(datetime(2026, 11, 22, 8, 0, tzinfo=UTC))
-    backend = memory_backend()
-    emulation = Emulation.build(backend, clock)
-    await emulation.fleets.seed(load_scenario(None, clock.now()))
-    simulator = Simulator(emulation, clock, seed=1, rate_hz=1000)
-    while len(found := await backend.events.read(STREAM, ZERO, count)) < count:
-        clock.advance(timedelta(seconds=1))
-        await simulator.step()
-    return [e.event for e in found]
+    """The first ``count`` events the demo's simulator publishes in Hamburg."""
+    demo = await Demo.start(seed=1, rate_hz=1000)
+    while len(found := await demo.events()) < count:
+        await demo.advance(1)
+    return found[:count]
 
 
 async def test_a_retained_demo_event_takes_under_200_bytes_of_redis(

@@ -11,13 +11,11 @@ from google.protobuf import wrappers_pb2
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
 from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.api.wire import assemble, varint
-from fleet_emulator.domain import events as ev
-from fleet_emulator.domain.models import LockState
 from fleet_emulator.domain.scenario import load_scenario
+from tests.contract.test_event_log import event as event_of_log
 
 ADAPTER = V2Servicer.adapter
-SCENARIO_TIME = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-SCENARIO = load_scenario(None, SCENARIO_TIME)
+SCENARIO = load_scenario(None, datetime(2026, 11, 22, 8, 0, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("value", [1, 127, 128, 300, 16_383, 16_384, 2**31, 2**64 - 1])
@@ -69,12 +67,7 @@ def test_a_cached_vehicle_follows_its_etag() -> None:
 
 
 def test_a_stream_message_is_serialized_once_for_all_subscribers() -> None:
-    event = dataclasses.replace(_an_event(), id="e-once")
+    event = dataclasses.replace(event_of_log(7), id="e-once")
     first = ADAPTER.stream_message(event, "1764662400000-7")
     assert ADAPTER.stream_message(event, "1764662400000-7") is first
     assert first.message == v2.StreamResponse(event=ADAPTER.event(event), message_id="1764662400000-7")
-
-
-def _an_event() -> ev.Event:
-    change = ev.LockChanged(LockState.UNLOCKED)
-    return ev.Event("e-1", SCENARIO.vehicles[0].id, "hamburg", SCENARIO_TIME, SCENARIO_TIME, "f-1", change)

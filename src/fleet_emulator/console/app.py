@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
 
+from fleet_emulator import __version__
 from fleet_emulator.console.calls import Bridge, Method
 from fleet_emulator.telemetry.metrics import render
 
@@ -81,7 +81,7 @@ class ConsoleApp:
                 "tokenRequired": bool(bridge.admin_token),
                 "adminEnabled": bridge.admin_on,
                 "grpcPort": self.grpc_port(),
-                "version": version("fleet-emulator"),
+                "version": __version__,
             }
         )
 
