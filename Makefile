@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup browser run gen check-gen lint format types unit test bench soak docs publish-protos clean fuzz screenshots
+.PHONY: setup browser balancer run gen check-gen lint format types unit test bench soak docs publish-protos clean fuzz screenshots
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ setup: $(STAMP)
 browser:  ## Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser)
 	command -v chromium >/dev/null || { $$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq && \
 		$$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq chromium; }
+
+balancer:  ## Debian's nginx for the test of the compose profile `replicas` (it runs deploy/nginx-grpc.conf)
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || { $$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq && \
+		$$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq nginx; }
 
 run: setup  ## serve on :50051, in-memory backend, demo fleet
 	$(BIN)/fleet-emulator serve
@@ -41,7 +45,7 @@ format: setup
 types: setup
 	$(BIN)/mypy src tests bench scripts
 
-unit: setup browser
+unit: setup browser balancer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint types check-gen unit  ## every check: lint, types, generated code, the whole test suite

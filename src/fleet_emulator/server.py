@@ -202,8 +202,9 @@ class Emulator:
         self, settings: Settings, clock: EmulatorClock | None = None, backends: Backends | None = None
     ) -> None:
         self.settings = settings
-        self.clock = clock or EmulatorClock()
         self.backends = backends or backends_for(settings.backend, settings.redis_url)
+        self.clock = clock or EmulatorClock()
+        self.clock.store = self.clock.store or self.backends.clock_store()
         scenario = load_scenario(settings.scenario, self.clock.now())
         streams = StreamSettings(retention=settings.retention, max_length=settings.max_stream_length)
         self.namespaces = Namespaces(
@@ -302,6 +303,9 @@ class Emulator:
             raise StartupError("--redis-url", str(exc), EXIT_BACKEND) from None
         secret = self.settings.jwt_secret
         self.namespaces.jwt_secret = secret or await self.backends.shared_secret(secrets.token_urlsafe(32))
+        if self.clock.virtual:  # given a virtual time to start at (tests): it is every replica's now
+            await self.clock.set(self.clock.now())
+        await self.clock.refresh()
         seeded = await self.namespaces.default.emulation.fleets.seed(self.namespaces.scenario)
         await self.health.report(True)
         self.tasks.start("backend-health", self.health.follow)

@@ -129,13 +129,13 @@ async def test_a_token_expires_on_the_virtual_clock(target: Target) -> None:
     issued = await issue(target, name, lifetime_s=60)
     assert issued.expire_time.ToDatetime().replace(tzinfo=START.tzinfo) == START + timedelta(seconds=60)
 
-    target.clock.advance(timedelta(seconds=59))
+    await target.clock.advance(timedelta(seconds=59))
     assert (
         await target.api.GetFleet(
             pb.GetFleetRequest(fleet_id="hamburg"), metadata=headers(name, issued.access_token)
         )
     ).fleet.id
-    target.clock.advance(timedelta(seconds=1))
+    await target.clock.advance(timedelta(seconds=1))
     error = await refusal(target, headers(name, issued.access_token))
 
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -231,7 +231,7 @@ async def test_list_fleets_shows_only_the_fleets_in_scope(target: Target) -> Non
 async def test_any_mode_takes_any_bearer_token_without_scopes_but_wants_one(target: Target) -> None:
     name = await namespace_with(target, adm.AUTH_MODE_ANY)
     scoped = (await issue(target, name, fleets=("hanover",), lifetime_s=1)).access_token
-    target.clock.advance(timedelta(hours=1))
+    await target.clock.advance(timedelta(hours=1))
 
     for token in ("anything-at-all", scoped):
         call = target.api.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"), metadata=headers(name, token))
@@ -294,7 +294,7 @@ async def test_the_journal_names_the_client_of_each_call(target: Target) -> None
 async def test_each_token_issued_is_journaled_with_its_subject_and_expiry(target: Target) -> None:
     name = f"tokens-{uuid.uuid4().hex[:8]}"
     await issue(target, name, subject="renewer", lifetime_s=120)
-    target.clock.advance(timedelta(seconds=30))
+    await target.clock.advance(timedelta(seconds=30))
     await issue(target, name, subject="renewer", lifetime_s=120)
 
     namespace = await target.emulator.namespaces.get(name)

@@ -13,6 +13,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.factory import MemoryBackends
 from fleet_emulator.backends.memory import MemoryStateStore
+from fleet_emulator.backends.memory_control import MemoryControlStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.server import Emulator, Settings
 from tests.rich_errors import error_info
@@ -40,7 +41,7 @@ class SlowBackends(MemoryBackends):
         self.store = store
 
     def __call__(self, namespace: str) -> Backend:
-        return Backend(self.store, MemoryEventLog(), MemoryStateFeed())
+        return Backend(self.store, MemoryEventLog(), MemoryStateFeed(), MemoryControlStore())
 
     async def connect(self, timeout_s: float) -> None:
         await self.store.ping()

@@ -110,11 +110,11 @@ async def test_advancing_the_clock_refills_the_bucket(target: Target) -> None:
     request = pb.ListVehiclesRequest(fleet_id="hamburg", page_size=1)
     assert await quota(target.api.ListVehicles(request, metadata=ns(name))) == (1, 0, 6)
 
-    target.clock.advance(timedelta(seconds=4))
+    await target.clock.advance(timedelta(seconds=4))
     assert retry_delay(await exhausted(target.api.ListVehicles(request, metadata=ns(name)))) == timedelta(
         seconds=2
     )
-    target.clock.advance(timedelta(seconds=2))
+    await target.clock.advance(timedelta(seconds=2))
     assert await quota(target.api.ListVehicles(request, metadata=ns(name))) == (1, 0, 6)
     await exhausted(target.api.ListVehicles(request, metadata=ns(name)))
 

@@ -50,7 +50,7 @@ async def test_resume_replays_exactly_what_was_missed_while_publishing(target: T
     [start] = await read(stream, 1)
     stream.cancel()
     for soc in range(1, 31):
-        target.clock.advance(timedelta(milliseconds=1))
+        await target.clock.advance(timedelta(milliseconds=1))
         await set_soc(target.admin, soc)
     resumed = target.api.StreamVehicleEvents(
         pb.StreamRequest(event_id=STREAM, last_message_id=start.message_id)
@@ -73,7 +73,7 @@ async def _publish_more(target: Target, socs: range) -> None:
 async def test_a_message_id_older_than_retention_is_expired(target: Target) -> None:
     old = (await target.api.PollVehicleEvents(pb.PollRequest(event_id=STREAM))).message_id
     await set_soc(target.admin, 10)
-    target.clock.advance(timedelta(hours=25))
+    await target.clock.advance(timedelta(hours=25))
     await set_soc(target.admin, 20)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await read(target.api.StreamVehicleEvents(pb.StreamRequest(event_id=STREAM, last_message_id=old)), 1)

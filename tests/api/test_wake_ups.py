@@ -65,7 +65,7 @@ async def test_an_asleep_vehicle_comes_online_exactly_when_its_wake_up_is_due(ta
 async def test_a_due_wake_up_is_settled_before_a_read_also_without_the_admin_clock(target: Target) -> None:
     await set_connectivity(target.admin, SEED_VEHICLE, ASLEEP)
     await target.api.WakeUpVehicle(wake_up())
-    target.clock.advance(DEFAULT_POLICIES.wake_up_delay_max)
+    await target.clock.advance(DEFAULT_POLICIES.wake_up_delay_max)
     assert await connectivity(target.api, SEED_VEHICLE) == ONLINE
 
 
@@ -116,7 +116,11 @@ async def test_with_the_real_clock_a_watching_client_sees_the_vehicle_come_onlin
     await emulator.stop()
 
 
-async def test_a_wake_up_through_one_replica_is_settled_by_a_read_through_another(redis_url: str) -> None:
+async def test_a_wake_up_through_one_replica_comes_due_on_a_clock_moved_through_another(
+    redis_url: str,
+) -> None:
+    """The wake-up is scheduled in Redis and the clock is Redis's: the second replica, which never saw the
+    wake-up, brings the vehicle online while it moves the clock, before its AdvanceClock answers."""
     replicas = [
         Emulator(
             Settings(host="127.0.0.1", port=0, backend="redis", redis_url=redis_url), EmulatorClock(START)
@@ -126,10 +130,14 @@ async def test_a_wake_up_through_one_replica_is_settled_by_a_read_through_anothe
     for emulator in replicas:
         await emulator.start()
     first, second = (grpc.aio.insecure_channel(f"127.0.0.1:{e.port}") for e in replicas)
+    first_api = v2_grpc.FleetStateServiceStub(first)
     await set_connectivity(admin_grpc.AdminServiceStub(first), SEED_VEHICLE, ASLEEP)
-    await v2_grpc.FleetStateServiceStub(first).WakeUpVehicle(wake_up())
-    replicas[1].clock.advance(FIRST_DELAY)  # only the second replica's clock: the first never settles it
-    assert await connectivity(v2_grpc.FleetStateServiceStub(second), SEED_VEHICLE) == ONLINE
+    since = await position(first_api)
+    await first_api.WakeUpVehicle(wake_up(), metadata=headers(flow_id="woken-on-first"))
+    assert await events_since(first_api, since) == []
+    await advance(admin_grpc.AdminServiceStub(second), FIRST_DELAY)
+    [event] = await events_since(first_api, since)
+    assert (event.connectivity_changed.current, event.flow_id) == (ONLINE, "woken-on-first")
     for channel in (first, second):
         await channel.close(grace=None)
     for emulator in replicas:

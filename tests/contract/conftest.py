@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fleet_emulator.backends.base import Backend, EventLog, StateFeed, StateStore
+from fleet_emulator.backends.base import Backend, ControlStore, EventLog, StateFeed, StateStore
 from fleet_emulator.backends.factory import Backends, MemoryBackends, RedisBackends
 
 
@@ -36,3 +36,8 @@ def events(backend: Backend) -> EventLog:
 @pytest.fixture
 def feed(backend: Backend) -> StateFeed:
     return backend.feed
+
+
+@pytest.fixture
+def control(backend: Backend) -> ControlStore:
+    return backend.control

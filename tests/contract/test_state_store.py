@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -78,6 +79,30 @@ async def test_put_replaces_and_moves_between_fleets(store: StateStore) -> None:
     await store.put_vehicle(moved)
     assert [v.label for v in await store.list_vehicles("a", "", 10)] == ["1", "3", "4", "5"]
     assert [v.label for v in await store.list_vehicles("b", "", 10)] == ["2", "9"]
+
+
+async def test_replace_stores_only_over_the_state_it_was_given(store: StateStore) -> None:
+    await fill(store)
+    read = await store.get_vehicle(vehicle(2).id)
+    assert read is not None
+    moved = dataclasses.replace(read, fleet_id="b", label="moved")
+    assert await store.replace_vehicle(read, moved)
+    assert await store.get_vehicle(read.id) == moved
+    assert [v.label for v in await store.list_vehicles("b", "", 10)] == ["moved", "9"]
+    assert not await store.replace_vehicle(read, dataclasses.replace(read, label="stale"))
+    assert await store.get_vehicle(read.id) == moved
+    await store.delete_vehicle(read.id)
+    assert not await store.replace_vehicle(moved, read)
+
+
+async def test_of_concurrent_replacements_of_one_state_one_wins(store: StateStore) -> None:
+    await fill(store)
+    read = await store.get_vehicle(vehicle(3).id)
+    assert read is not None
+    changes = [dataclasses.replace(read, label=f"change {n}") for n in range(10)]
+    won = await asyncio.gather(*(store.replace_vehicle(read, c) for c in changes))
+    assert won.count(True) == 1
+    assert await store.get_vehicle(read.id) == changes[won.index(True)]
 
 
 async def test_delete_vehicle_and_fleet(store: StateStore) -> None:

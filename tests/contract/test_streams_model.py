@@ -95,13 +95,13 @@ async def run(ops: list[Any], backend_name: str, redis_url: str) -> None:
     try:
         for op in ops:
             if op[0] == "publish":
-                clock.advance(timedelta(milliseconds=op[1]))
+                await clock.advance(timedelta(milliseconds=op[1]))
                 model.now = clock.now()
                 known.append(await streams.publish(event(published)))
                 model.publish(published)
                 published += 1
             elif op[0] == "advance":
-                clock.advance(timedelta(milliseconds=op[1]))
+                await clock.advance(timedelta(milliseconds=op[1]))
                 model.now = clock.now()
             else:
                 cursor = _cursor(op[1], known)

@@ -5,7 +5,9 @@ exact command (the Dockerfile's entrypoint plus the compose command) and environ
 its service, with only the port moved to a free one, and the health checks of both files are run as the
 commands they are against a SERVING emulator (exit 0) and against nothing (non-zero). The build step is
 replayed by copying what the Dockerfile copies, minus what .dockerignore leaves out, and building a wheel
-from it with pip.
+from it with pip. The compose profiles are checked as compose would combine them: the default one (from
+.env) and ``replicas`` each publish every host port once, the replicas are the single emulator's service
+three times, and nginx gets the configuration that tests/e2e/test_balanced_replicas.py runs, naming them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import pytest
 import redis
 import yaml
 
+from tests.balancer import CONFIG as NGINX_CONFIG
+from tests.balancer import listen_addresses, upstream_servers
 from tests.e2e.harness import BIN, EmulatorProcess, clean_env, free_port, grpcurl, serving
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERIGNORE = ROOT / ".dockerignore"
+DOTENV = ROOT / ".env"
+REPLICAS = ["emulator-1", "emulator-2", "emulator-3"]
+NGINX_UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -98,6 +105,72 @@ def test_compose_runs_the_emulator_after_a_healthy_persistent_redis() -> None:
     assert mount == "/data"
     assert volume in compose()["volumes"], "a named volume, declared at the top level"
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def active_services(profiles: set[str]) -> dict[str, dict[str, Any]]:
+    """The services ``docker compose`` runs with ``profiles``: those of no profile, and those of one of
+    ``profiles``."""
+    services: dict[str, dict[str, Any]] = compose()["services"]
+    return {n: s for n, s in services.items() if not s.get("profiles") or profiles & set(s["profiles"])}
+
+
+def host_ports(services: dict[str, dict[str, Any]]) -> list[str]:
+    return [str(mapping).rpartition(":")[0] for s in services.values() for mapping in s.get("ports", [])]
+
+
+def nginx_directives(name: str) -> list[list[str]]:
+    """The arguments of every ``name`` directive of the balancer's configuration, comments left out."""
+    statements = re.split(r"[;{}]", re.sub(r"#[^\n]*", "", NGINX_CONFIG.read_text()))
+    return [words[1:] for words in map(str.split, statements) if words and words[0] == name]
+
+
+def nginx_seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)?", duration)
+    assert match, f"not an nginx time: {duration}"
+    return int(match[1]) * NGINX_UNITS_S[match[2] or "s"]
+
+
+def test_compose_profiles_single_by_default_and_replicas_each_publish_every_port_once() -> None:
+    dotenv = dict(
+        line.split("=", 1) for line in DOTENV.read_text().splitlines() if line and not line.startswith("#")
+    )
+    assert dotenv["COMPOSE_PROFILES"] == "single", "plain `docker compose up` runs the single emulator"
+    default, replicas = active_services({"single"}), active_services({"replicas"})
+    assert sorted(default) == ["emulator", "redis"]
+    assert sorted(replicas) == ["balancer", *REPLICAS, "redis"]
+    for services in (default, replicas):
+        ports = host_ports(services)
+        assert "50051" in ports and len(ports) == len(set(ports)), ports
+
+
+def test_replicas_profile_is_the_emulator_three_times_behind_nginx_with_the_tested_config() -> None:
+    services = compose()["services"]
+    single = {k: v for k, v in emulator_service().items() if k not in ("ports", "profiles")}
+    for name in REPLICAS:
+        replica = services[name]
+        assert {k: v for k, v in replica.items() if k != "profiles"} == single, f"{name}: as the emulator"
+        assert replica["profiles"] == ["replicas"] and "ports" not in replica
+
+    balancer = services["balancer"]
+    assert balancer["image"].startswith("nginx:")
+    assert balancer["ports"] == ["50051:50051"]
+    assert balancer["depends_on"] == {name: {"condition": "service_healthy"} for name in REPLICAS}
+    source, target, mode = balancer["volumes"][0].split(":")
+    assert ((ROOT / source).resolve(), target, mode) == (NGINX_CONFIG, "/etc/nginx/nginx.conf", "ro")
+
+    config = NGINX_CONFIG.read_text()
+    assert upstream_servers(config) == [f"{name}:50051" for name in REPLICAS]
+    assert listen_addresses(config) == ["50051"]
+    assert [args[0] for args in nginx_directives("listen")] == ["50051"]
+    assert ["50051", "http2"] in nginx_directives("listen"), "h2c, which gRPC clients speak in plaintext"
+    assert nginx_directives("grpc_pass") == [["grpc://emulators"]]
+    for timeout in ("grpc_read_timeout", "grpc_send_timeout"):
+        [[value]] = nginx_directives(timeout)
+        assert nginx_seconds(value) >= 3600, f"{timeout} {value}: streams would be cut"
+    [next_upstream] = nginx_directives("grpc_next_upstream")
+    assert {"error", "timeout"} <= set(next_upstream), "new calls fail over"
+    assert "non_idempotent" not in next_upstream, "a call a replica may have run is never sent again"
+    assert nginx_directives("daemon") == [], "the nginx image and the test start it with -g 'daemon off;'"
 
 
 def test_dockerfile_runs_serve_on_50051_from_python_3_11_slim() -> None:

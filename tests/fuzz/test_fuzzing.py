@@ -43,7 +43,7 @@ Traceback (most recent call last):
   File "/src/fleet_emulator/api/call_scope.py", line 142, in serve
     response = await behaviour(request, context)
   File "/src/fleet_emulator/api/admin.py", line 161, in SetClock
-    self.clock.set(request.time.ToDatetime(tzinfo=UTC))
+    await self.clock.set(request.time.ToDatetime(tzinfo=UTC))
 ValueError: year 10000 is out of range"""
 
 

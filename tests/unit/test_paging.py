@@ -98,9 +98,9 @@ async def test_unknown_or_garbled_token_is_not_found(service: FleetService, toke
 async def test_token_expires_on_the_emulator_clock(service: FleetService) -> None:
     token = (await service.list_vehicles("big", 10, "")).next_page_token
     assert isinstance(service.clock, EmulatorClock)
-    service.clock.advance(paging.TOKEN_LIFETIME - timedelta(seconds=1))
+    await service.clock.advance(paging.TOKEN_LIFETIME - timedelta(seconds=1))
     assert (await service.list_vehicles("big", 10, token)).items
-    service.clock.advance(timedelta(seconds=1))
+    await service.clock.advance(timedelta(seconds=1))
     with pytest.raises(NotFound) as caught:
         await service.list_vehicles("big", 10, token)
     assert caught.value.reason is reasons.PAGE_TOKEN_EXPIRED

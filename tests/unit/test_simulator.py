@@ -55,7 +55,7 @@ class Demo:
         return cls(emulation, clock, Simulator(emulation, clock, seed=seed, rate_hz=rate_hz))
 
     async def advance(self, seconds: float) -> int:
-        self.clock.advance(timedelta(seconds=seconds))
+        await self.clock.advance(timedelta(seconds=seconds))
         return await self.simulator.step()
 
     async def vehicles(self) -> dict[str, Vehicle]:
@@ -349,7 +349,7 @@ async def test_run_steps_every_one_over_rate_hz_seconds_and_survives_an_unavaila
         sleeps.append(seconds)
         if len(sleeps) == 4:
             raise asyncio.CancelledError
-        demo.clock.advance(timedelta(seconds=seconds))
+        await demo.clock.advance(timedelta(seconds=seconds))
 
     monkeypatch.setattr(demo.simulator, "step", step)
     monkeypatch.setattr(simulator, "asyncio", SimpleNamespace(sleep=sleep))

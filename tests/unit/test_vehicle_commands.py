@@ -14,6 +14,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2_pb
 from fleet_emulator.api.convert import VersionAdapter
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.backends.memory import MemoryStateStore
+from fleet_emulator.backends.memory_control import MemoryControlStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.clock import EmulatorClock
@@ -42,14 +43,14 @@ class YieldingStore(MemoryStateStore):
         await asyncio.sleep(0)
         return found
 
-    async def recall_command(self, key: str) -> str | None:
-        found = await super().recall_command(key)
+    async def remember_command(self, key: str, record: str, now: datetime, until: datetime) -> str | None:
+        found = await super().remember_command(key, record, now, until)
         await asyncio.sleep(0)
         return found
 
 
 async def yielding_emulation() -> Emulation:
-    backend = Backend(YieldingStore(), MemoryEventLog(), MemoryStateFeed())
+    backend = Backend(YieldingStore(), MemoryEventLog(), MemoryStateFeed(), MemoryControlStore())
     built = Emulation.build(backend, EmulatorClock(NOW))
     await built.fleets.seed(load_scenario(None, NOW))
     return built

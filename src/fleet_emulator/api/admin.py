@@ -115,15 +115,15 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
             raise InvalidArgument(
                 reasons.FIELD_INVALID, [FieldViolation("fault.action", "one action is required")]
             )
-        rule = (await self._namespace()).faults.add(rule_from(request.fault))
+        rule = await (await self._namespace()).faults.add(rule_from(request.fault))
         return pb.CreateFaultResponse(fault=rule_message(rule))
 
     async def ListFaults(self, request: pb.ListFaultsRequest, context: Context) -> pb.ListFaultsResponse:
-        rules = (await self._namespace()).faults.rules
+        rules = await (await self._namespace()).faults.listed()
         return pb.ListFaultsResponse(faults=[rule_message(r) for r in rules])
 
     async def DeleteFault(self, request: pb.DeleteFaultRequest, context: Context) -> pb.DeleteFaultResponse:
-        if not (await self._namespace()).faults.delete(request.fault_id):
+        if not await (await self._namespace()).faults.delete(request.fault_id):
             raise NotFound(
                 reasons.FAULT_NOT_FOUND,
                 f"fault {request.fault_id!r} does not exist (spent rules are removed)",
@@ -134,7 +134,7 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
         return pb.DeleteFaultResponse()
 
     async def ClearFaults(self, request: pb.ClearFaultsRequest, context: Context) -> pb.ClearFaultsResponse:
-        return pb.ClearFaultsResponse(deleted=(await self._namespace()).faults.clear())
+        return pb.ClearFaultsResponse(deleted=await (await self._namespace()).faults.clear())
 
     async def ListJournalEntries(
         self, request: pb.ListJournalEntriesRequest, context: Context
@@ -159,12 +159,13 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
         return pb.ClearJournalResponse(deleted=(await self._namespace()).journal.clear())
 
     async def GetClock(self, request: pb.GetClockRequest, context: Context) -> pb.GetClockResponse:
+        await self.clock.refresh()
         return pb.GetClockResponse(now=timestamp(self.clock.now()), virtual=self.clock.virtual)
 
     async def SetClock(self, request: pb.SetClockRequest, context: Context) -> pb.SetClockResponse:
         if not request.HasField("time"):
             raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("time", "is required")])
-        self.clock.set(request.time.ToDatetime(tzinfo=UTC))
+        await self.clock.set(request.time.ToDatetime(tzinfo=UTC))
         await self.namespaces.settle_wake_ups()
         return pb.SetClockResponse(now=timestamp(self.clock.now()))
 
@@ -174,14 +175,14 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
         by = timedelta_of(request.by)
         if by.total_seconds() < 0:
             raise InvalidArgument(reasons.FIELD_INVALID, [FieldViolation("by", "must not be negative")])
-        self.clock.advance(by)
+        await self.clock.advance(by)
         await self.namespaces.settle_wake_ups()
         return pb.AdvanceClockResponse(now=timestamp(self.clock.now()))
 
     async def UseRealClock(
         self, request: pb.UseRealClockRequest, context: Context
     ) -> pb.UseRealClockResponse:
-        self.clock.use_real_time()
+        await self.clock.use_real_time()
         return pb.UseRealClockResponse(now=timestamp(self.clock.now()))
 
     async def DeleteNamespace(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from google.protobuf import json_format, struct_pb2, text_format
+from google.protobuf import any_pb2, json_format, struct_pb2, text_format
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -20,7 +20,8 @@ def rule_from(message: pb.Fault) -> faults.FaultRule:
         fail = message.fail
         reason = fail.reason or faults.DEFAULT_FAULT_REASON
         size = sum(d.ByteSize() for d in fail.details)
-        action = faults.FailCall(fail.code, fail.message, reason, tuple(fail.details), size)
+        details = tuple(d.SerializeToString() for d in fail.details)
+        action = faults.FailCall(fail.code, fail.message, reason, details, size)
     elif kind == "latency":
         action = faults.AddLatency(timedelta_of(message.latency.delay))
     elif kind == "break_stream":
@@ -58,7 +59,7 @@ def rule_message(rule: faults.FaultRule) -> pb.Fault:
     action = rule.action
     if isinstance(action, faults.FailCall):
         fail = pb.FailCall(code=action.code, message=action.message, reason=action.reason)
-        fail.details.extend(action.details)
+        fail.details.extend(any_pb2.Any.FromString(d) for d in action.details)
         message.fail.CopyFrom(fail)
     elif isinstance(action, faults.AddLatency):
         message.latency.delay.CopyFrom(duration(action.delay))

@@ -119,5 +119,5 @@ class PoliciesAdmin:
         self, request: pb.UpdatePoliciesRequest, context: Context
     ) -> pb.UpdatePoliciesResponse:
         namespace = await self.namespaces.current()
-        namespace.policies = policies_from(namespace.policies, request)
+        await namespace.set_policies(policies_from(namespace.policies, request))
         return pb.UpdatePoliciesResponse(policies=policies_message(namespace.policies))

@@ -32,7 +32,7 @@ def _authorization(context: Any) -> str | None:
     return None
 
 
-def admit(
+async def admit(
     namespace: Namespace, watching: CallWatch, context: Any, secret: str
 ) -> tuple[tuple[str, str], ...]:
     """Authenticate and rate-limit the call; its ``ratelimit-*`` headers, or the error that refuses it."""
@@ -42,7 +42,7 @@ def admit(
     entry.client, entry.token_expiry = identity.client, identity.token_expiry
     try:
         current_access.set(authenticate(policies.auth_mode, secret, token, entry.start_time))
-        quota = namespace.rate_limiter.take(
+        quota = await namespace.rate_limiter.take(
             policies.rate_limits, entry.client, entry.method, entry.start_time
         )
     except EmulatorError as error:

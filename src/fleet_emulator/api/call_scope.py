@@ -193,13 +193,13 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 return UNWATCHED
             namespace = await self.namespaces.current()
             watching = watch(namespace, method, request, context, flow_id, streaming)
-            headers += admit(namespace, watching, context, self.namespaces.jwt_secret)
+            headers += await admit(namespace, watching, context, self.namespaces.jwt_secret)
             try:
                 _refuse_bad_values(request)
             except EmulatorError as error:
                 watching.finish(error)
                 raise
-            watching.arm(namespace.faults, request, streaming)
+            await watching.arm(namespace.faults, request, streaming)
             return watching
         finally:
             await _send_headers(context, headers)

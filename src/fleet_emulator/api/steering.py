@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
@@ -24,6 +25,7 @@ from fleet_emulator.api.errors import STATUS_DETAILS, fault_status, to_status
 from fleet_emulator.api.shrink import journaled, kept
 from fleet_emulator.domain import faults
 from fleet_emulator.domain.errors import EmulatorError, Unavailable, shown
+from fleet_emulator.domain.fault_book import FaultBook
 from fleet_emulator.domain.journal import JournalEntry, Kept, redact
 from fleet_emulator.domain.namespaces import Namespace
 
@@ -95,11 +97,11 @@ class CallWatch:
         stopping), else None."""
         return self.namespace.cut_off
 
-    def arm(self, book: faults.FaultBook, request: Any, streaming: bool) -> None:
+    async def arm(self, book: FaultBook, request: Any, streaming: bool) -> None:
         """Take the action of the first fault rule that fires for the call (once the call is admitted, so
         that refused calls use up no rule)."""
         if isinstance(request, Message):
-            self.action = book.take(self.entry.method, streaming, *_about(request))
+            self.action = await book.take(self.entry.method, streaming, *_about(request))
 
     async def before(self) -> None:
         """Latency, a failure, or a stream broken before its first message."""
@@ -107,8 +109,9 @@ class CallWatch:
         if isinstance(action, faults.AddLatency):
             await asyncio.sleep(action.delay.total_seconds())
         elif isinstance(action, faults.FailCall):
-            status = fault_status(action.code, action.message, action.reason, action.details, self.flow_id)
-            raise InjectedFault(status, action.code, action.message, action.reason, action.details)
+            details = tuple(any_pb2.Any.FromString(d) for d in action.details)
+            status = fault_status(action.code, action.message, action.reason, details, self.flow_id)
+            raise InjectedFault(status, action.code, action.message, action.reason, details)
         elif isinstance(action, faults.PoorConnection) and not action.executed:
             raise faults.poor_connection_error(action)
         await self._between_messages()

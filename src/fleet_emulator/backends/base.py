@@ -4,7 +4,9 @@
 (execution counts, results remembered under idempotency keys); listing is key-set paginated (``list_*``
 return items whose id sorts after ``after_id``, in id order, at most ``limit``). ``EventLog`` keeps the
 durable event streams, with Redis stream entry ids and a time-window retention. ``StateFeed`` fans the
-latest vehicle states out to live subscribers, conflated per vehicle. Every implementation runs the one
+latest vehicle states out to live subscribers, conflated per vehicle. ``ControlStore`` keeps what steers a
+namespace (policies, fault rules and their counts, rate-limit buckets, scheduled wake-ups) and ``ClockStore``
+the emulator's clock, so that replicas on one Redis act as one process. Every implementation runs the one
 contract suite in ``tests/contract``; backend-specific failures are mapped at the backend's boundary to
 ``domain.errors.Unavailable``.
 """
@@ -18,9 +20,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from fleet_emulator.domain.events import Event, LogEntry
+from fleet_emulator.domain.faults import FaultRule
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
+from fleet_emulator.domain.policies import Policies
 
 
 class StateStore(Protocol):
@@ -58,6 +62,11 @@ class StateStore(Protocol):
         """Create or replace a vehicle (it may move to another fleet)."""
         ...
 
+    async def replace_vehicle(self, old: Vehicle, new: Vehicle) -> bool:
+        """Store ``new`` if the stored vehicle is still ``old`` (atomic: of concurrent callers with one
+        ``old``, one stores); False, storing nothing, when it changed or is gone."""
+        ...
+
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None: ...
 
     async def list_vehicles(self, fleet_id: str, after_id: str, limit: int) -> list[Vehicle]: ...
@@ -76,13 +85,18 @@ class StateStore(Protocol):
         """Count one more execution of ``command`` by the vehicle, atomically; returns the count with it."""
         ...
 
-    async def remember_command(self, key: str, record: str, keep_for: timedelta) -> str | None:
-        """Keep ``record`` under ``key`` for ``keep_for`` unless a record is kept there already: None when
-        it was stored, else the record kept before (atomic: of concurrent callers, one stores)."""
+    async def remember_command(self, key: str, record: str, now: datetime, until: datetime) -> str | None:
+        """Keep ``record`` under ``key`` until ``until`` on the emulator's clock, unless a record kept there
+        has not expired at ``now``: None when it was stored, else the record kept (atomic: of concurrent
+        callers, one stores)."""
         ...
 
-    async def recall_command(self, key: str) -> str | None:
-        """The record kept under ``key``, or None (also once its ``keep_for`` has passed)."""
+    async def replace_command(self, key: str, record: str, now: datetime, until: datetime) -> None:
+        """Replace the record kept under ``key`` (a claim by its result)."""
+        ...
+
+    async def forget_command(self, key: str) -> None:
+        """Drop the record kept under ``key`` (a claim whose command failed)."""
         ...
 
 
@@ -154,15 +168,89 @@ class StateFeed(Protocol):
     async def close(self) -> None: ...
 
 
+class ControlStore(Protocol):
+    """What steers one namespace. ``version`` changes with every change of the policies or the fault rules,
+    so that a process re-reads them only then; counts and buckets change atomically in the store."""
+
+    async def version(self) -> str: ...
+
+    async def policies(self) -> Policies | None:
+        """The policies set for the namespace; None while it has its starting ones."""
+        ...
+
+    async def set_policies(self, policies: Policies | None, rates_changed: bool) -> None:
+        """Set the policies (None: back to the starting ones); with ``rates_changed``, every rate-limit
+        bucket starts full again."""
+        ...
+
+    async def rules(self) -> list[FaultRule]:
+        """The fault rules in creation order, each with its ``hits``."""
+        ...
+
+    async def add_rule(self, rule: FaultRule, limit: int) -> bool:
+        """Add a rule unless ``limit`` rules are kept already (then False)."""
+        ...
+
+    async def delete_rule(self, rule_id: str) -> bool: ...
+
+    async def clear_rules(self) -> int: ...
+
+    async def draw(self, rule_id: str) -> int | None:
+        """Count one more draw of a rule's generator: its number (from 1), None when the rule is gone."""
+        ...
+
+    async def hit(self, rule_id: str, times: int) -> bool:
+        """Count a hit of a rule acting on ``times`` calls (0: any number); False when it is gone or
+        spent. A rule is removed with its last hit."""
+        ...
+
+    async def take_token(
+        self, bucket: str, capacity: int, requests: int, period_us: int, now_us: int
+    ) -> tuple[bool, int]:
+        """Refill a token bucket holding at most ``capacity`` tokens, getting ``requests`` back every
+        ``period_us`` microseconds of the emulator's clock, then take one token if it holds one
+        (``rate_limits.take_units``). Amounts are in units of 1/``period_us`` token. Returns whether a
+        token was taken and the units left. A new bucket is full."""
+        ...
+
+    async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None: ...
+
+    async def due_wake_ups(self, now: datetime) -> list[str]:
+        """The vehicles whose scheduled wake-up is due at ``now``."""
+        ...
+
+    async def forget_wake_up(self, vehicle_id: str) -> None: ...
+
+    async def clear(self) -> None:
+        """Forget policies, rules, buckets and wake-ups."""
+        ...
+
+
+class ClockStore(Protocol):
+    """Where the virtual clock is kept so that every replica reads the same time."""
+
+    async def load(self) -> datetime | None:
+        """The virtual clock's time, None on real time."""
+        ...
+
+    async def save(self, frozen: datetime | None) -> None: ...
+
+    async def advance(self, by: timedelta, real_now: datetime) -> datetime:
+        """Move the virtual clock (from ``real_now`` when on real time) atomically; its new time."""
+        ...
+
+
 @dataclass(frozen=True)
 class Backend:
     state: StateStore
     events: EventLog
     feed: StateFeed
+    control: ControlStore
 
     async def clear(self) -> None:
         await self.state.clear()
         await self.events.clear()
+        await self.control.clear()
 
     async def ping(self) -> None:
         """Return when state and events can be served; ``Unavailable`` when either cannot."""

@@ -23,10 +23,12 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.connection import parse_url
 
-from fleet_emulator.backends.base import Backend
+from fleet_emulator.backends.base import Backend, ClockStore
 from fleet_emulator.backends.event_bytes import ENCODING as EVENT_ENCODING
 from fleet_emulator.backends.memory import MemoryStateStore
+from fleet_emulator.backends.memory_control import MemoryClockStore, MemoryControlStore
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
+from fleet_emulator.backends.redis_control import RedisClockStore, RedisControlStore
 from fleet_emulator.backends.redis_errors import FAILURES
 from fleet_emulator.backends.redis_events import RedisEventLog, RedisStateFeed
 from fleet_emulator.backends.redis_keys import DEFAULT_PREFIX, RedisKeys
@@ -102,18 +104,25 @@ class Backends(Protocol):
         """The secret every process of the emulator uses: the first candidate offered wins."""
         ...
 
+    def clock_store(self) -> ClockStore:
+        """Where the emulator's virtual clock is kept (shared by the replicas on Redis)."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class MemoryBackends:
     def __call__(self, namespace: str) -> Backend:
-        return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed())
+        return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed(), MemoryControlStore())
 
     async def connect(self, timeout_s: float) -> None:
         return None
 
     async def shared_secret(self, candidate: str) -> str:
         return candidate
+
+    def clock_store(self) -> ClockStore:
+        return MemoryClockStore()
 
     async def close(self) -> None:
         return None
@@ -147,7 +156,12 @@ class RedisBackends:
             keys,
             lambda: self.new_event_client(single_connection_client=True),
         )
-        return Backend(RedisStateStore(self.client, keys), events, RedisStateFeed(self.client, keys))
+        return Backend(
+            RedisStateStore(self.client, keys),
+            events,
+            RedisStateFeed(self.client, keys),
+            RedisControlStore(self.client, keys),
+        )
 
     async def connect(self, timeout_s: float) -> None:
         """Ping with a client of its own whose every wait is short, so that a Redis that accepts
@@ -189,6 +203,9 @@ class RedisBackends:
         await self.client.set(key, candidate, nx=True)
         kept: Any = await self.client.get(key)
         return str(kept)
+
+    def clock_store(self) -> ClockStore:
+        return RedisClockStore(self.client, RedisKeys())
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -8,10 +8,9 @@ forgotten once their time (real time, as in Redis) has passed.
 from __future__ import annotations
 
 import bisect
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
@@ -31,7 +30,7 @@ class MemoryStateStore:
         self._vehicle_ids: dict[str, list[str]] = {}
         self._cursors: OrderedDict[str, PageCursor] = OrderedDict()
         self._command_counts: Counter[tuple[str, str]] = Counter()
-        self._commands: OrderedDict[str, tuple[str, float]] = OrderedDict()  # record, monotonic deadline
+        self._commands: OrderedDict[str, tuple[str, datetime]] = OrderedDict()  # record, kept until
         self._seeded = False
 
     async def ping(self) -> None:
@@ -79,6 +78,12 @@ class MemoryStateStore:
             bisect.insort(self._vehicle_ids.setdefault(vehicle.fleet_id, []), vehicle.id)
         self._vehicles[vehicle.id] = vehicle
 
+    async def replace_vehicle(self, old: Vehicle, new: Vehicle) -> bool:
+        if self._vehicles.get(old.id) != old:
+            return False
+        await self.put_vehicle(new)
+        return True
+
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None:
         return self._vehicles.get(vehicle_id)
 
@@ -109,20 +114,18 @@ class MemoryStateStore:
         self._command_counts[(vehicle_id, command)] += 1
         return self._command_counts[(vehicle_id, command)]
 
-    async def remember_command(self, key: str, record: str, keep_for: timedelta) -> str | None:
-        kept = await self.recall_command(key)
-        if kept is not None:
-            return kept
-        self._commands[key] = (record, time.monotonic() + keep_for.total_seconds())
+    async def remember_command(self, key: str, record: str, now: datetime, until: datetime) -> str | None:
+        kept = self._commands.get(key)
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        self._commands.pop(key, None)
+        self._commands[key] = (record, until)
         while len(self._commands) > MAX_COMMANDS:
             self._commands.popitem(last=False)
         return None
 
-    async def recall_command(self, key: str) -> str | None:
-        kept = self._commands.get(key)
-        if kept is None:
-            return None
-        if kept[1] <= time.monotonic():
-            del self._commands[key]
-            return None
-        return kept[0]
+    async def replace_command(self, key: str, record: str, now: datetime, until: datetime) -> None:
+        self._commands[key] = (record, until)
+
+    async def forget_command(self, key: str) -> None:
+        self._commands.pop(key, None)

@@ -6,8 +6,10 @@ page cursor as JSON with an expiry;
 ``seeded`` marks state that a replica has already loaded a scenario into; ``command-counts`` is a hash of
 ``<vehicle id>:<command>`` to executions, ``command:<idempotency key>`` a command result with an expiry.
 Durable streams are ``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on
-``state:<fleet>``. The HS256 secret of bearer tokens that replicas share is ``jwt-secret`` (under the
-default prefix only).
+``state:<fleet>``. What steers a namespace is under ``control:`` (``redis_control.py``): ``version``,
+``policies``, ``rules`` (a hash of id to JSON) with ``rule-order``, ``rule-hits`` and ``rule-draws``,
+``buckets`` and ``wake-ups``. The HS256 secret of bearer tokens that replicas share is ``jwt-secret``, and
+the virtual clock is ``clock`` (both under the default prefix only).
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ class RedisKeys:
     @property
     def jwt_secret(self) -> str:
         return f"{self.prefix}:jwt-secret"
+
+    @property
+    def clock(self) -> str:
+        return f"{self.prefix}:clock"
+
+    def control(self, part: str) -> str:
+        """One of the keys of what steers the namespace (``version``, ``policies``, ``rules``...)."""
+        return f"{self.prefix}:control:{part}"
 
     def state_channel(self, fleet_id: str) -> str:
         return f"{self.prefix}:state:{fleet_id}"

@@ -1,7 +1,8 @@
 """Redis state store: fleets, vehicles and page cursors in Redis, shared by every replica on it.
 
-Writes that touch several keys go in one MULTI/EXEC transaction; command counts are ``HINCRBY`` and a
-first use of an idempotency key is ``SET NX PX``, both atomic across replicas. Key-set pages are
+Writes that touch several keys go in one MULTI/EXEC transaction or Lua script; command counts are
+``HINCRBY``, replacing a vehicle compares its stored text first, and a first use of an idempotency key (kept
+until a time on the emulator's clock) is a script, all atomic across replicas. Key-set pages are
 ``ZRANGE ... BYLEX`` over sorted sets of ids (score 0) followed by one ``HMGET``; vehicles are decoded once
 per stored text (``DecodedVehicles``). Connection failures and time-outs of redis-py are mapped at this
 boundary (``redis_errors.py``) to ``Unavailable``.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,10 +21,29 @@ import redis.asyncio as aioredis
 from fleet_emulator.backends.redis_errors import mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.domain.codec import decode_as, encode
-from fleet_emulator.domain.models import Fleet, Vehicle
+from fleet_emulator.domain.models import EPOCH, Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 
 BATCH = 500
+MILLISECOND = timedelta(milliseconds=1)
+REPLACE_VEHICLE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if KEYS[2] ~= KEYS[3] then redis.call('ZREM', KEYS[2], ARGV[1]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+return 1
+"""
+REMEMBER = """
+local kept = redis.call('GET', KEYS[1])
+if kept then
+  local colon = string.find(kept, ':', 1, true)
+  if tonumber(string.sub(kept, 1, colon - 1)) > tonumber(ARGV[1]) then
+    return string.sub(kept, colon + 1)
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
+return false
+"""  # a record is "<until, ms since 1970 on the emulator's clock>:<record>"
 DECODED_VEHICLES = 10_000  # vehicle states kept decoded, by their stored text
 
 
@@ -34,14 +54,21 @@ class DecodedVehicles:
     def __init__(self, size: int = DECODED_VEHICLES) -> None:
         self.size = size
         self._decoded: OrderedDict[str, Vehicle] = OrderedDict()
+        self._texts: dict[int, str] = {}  # id() of a vehicle kept decoded -> its stored text
 
     def of(self, raw: str) -> Vehicle:
         vehicle = self._decoded.get(raw)
         if vehicle is None:
             vehicle = self._decoded[raw] = decode_as(Vehicle, json.loads(raw))
+            self._texts[id(vehicle)] = raw
             if len(self._decoded) > self.size:
-                self._decoded.popitem(last=False)
+                _, dropped = self._decoded.popitem(last=False)
+                del self._texts[id(dropped)]
         return vehicle
+
+    def text_of(self, vehicle: Vehicle) -> str:
+        """The text ``vehicle`` was read from (as stored), else its JSON form."""
+        return self._texts.get(id(vehicle)) or json.dumps(encode(vehicle))
 
 
 class RedisStateStore:
@@ -49,6 +76,8 @@ class RedisStateStore:
         self.client = client
         self.keys = keys
         self.vehicles = DecodedVehicles()
+        self._replace_vehicle = client.register_script(REPLACE_VEHICLE)
+        self._remember = client.register_script(REMEMBER)
 
     @mapped
     async def ping(self) -> None:
@@ -122,6 +151,16 @@ class RedisStateStore:
         await self.put_all([], [vehicle])
 
     @mapped
+    async def replace_vehicle(self, old: Vehicle, new: Vehicle) -> bool:
+        keys = [
+            self.keys.vehicles,
+            self.keys.fleet_vehicle_ids(old.fleet_id),
+            self.keys.fleet_vehicle_ids(new.fleet_id),
+        ]
+        args = [old.id, self.vehicles.text_of(old), json.dumps(encode(new))]
+        return bool(await self._replace_vehicle(keys=keys, args=args))
+
+    @mapped
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None:
         raw: Any = await self.client.hget(self.keys.vehicles, vehicle_id)
         return self.vehicles.of(raw) if raw else None
@@ -162,15 +201,26 @@ class RedisStateStore:
         return count
 
     @mapped
-    async def remember_command(self, key: str, record: str, keep_for: timedelta) -> str | None:
-        name = self.keys.command(key)
-        while not await self.client.set(name, record, nx=True, px=keep_for):
-            kept: Any = await self.client.get(name)
-            if kept is not None:  # else it expired between the two commands: try again
-                return str(kept)
-        return None
+    async def remember_command(self, key: str, record: str, now: datetime, until: datetime) -> str | None:
+        args: list[str | int] = [_millis(now), _millis(until), record, _real_ttl_ms(now, until)]
+        kept: Any = await self._remember(keys=[self.keys.command(key)], args=args)
+        return str(kept) if kept is not None else None
 
     @mapped
-    async def recall_command(self, key: str) -> str | None:
-        kept: Any = await self.client.get(self.keys.command(key))
-        return str(kept) if kept is not None else None
+    async def replace_command(self, key: str, record: str, now: datetime, until: datetime) -> None:
+        value = f"{_millis(until)}:{record}"
+        await self.client.set(self.keys.command(key), value, px=_real_ttl_ms(now, until))
+
+    @mapped
+    async def forget_command(self, key: str) -> None:
+        await self.client.delete(self.keys.command(key))
+
+
+def _millis(when: datetime) -> int:
+    return (when - EPOCH) // MILLISECOND
+
+
+def _real_ttl_ms(now: datetime, until: datetime) -> int:
+    """How long Redis keeps a command record in real time: twice its life on the emulator's clock, which
+    decides when it expires (a garbage bound for records nobody asks for again)."""
+    return max(2 * (until - now) // MILLISECOND, 1000)

@@ -1,24 +1,27 @@
 """JSON form of domain values, used by the backends that store them as text (Redis).
 
-``encode`` turns dataclasses into dicts, enums into their names, datetimes into ISO 8601 and tuples into
-lists; ``decode`` reverses it for a given dataclass type by reading the field types, so a new field needs
-no codec change (and values stored before it was added decode with its default). Unions of dataclasses
+``encode`` turns dataclasses into dicts, enums into their names, datetimes into ISO 8601, durations into
+microseconds, bytes into base64 and tuples into lists; ``decode`` reverses it for a given dataclass type by
+reading the field types, so a new field needs no codec change (and values stored before it was added decode
+with its default). Unions of dataclasses
 (an event's change) are tagged with ``kind``.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import functools
 import types
 import typing
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 KIND = "kind"
+MICROSECOND = timedelta(microseconds=1)
 
 
 def encode(value: Any) -> Any:
@@ -38,6 +41,10 @@ def _encoder(kind: type) -> Callable[[Any], Any]:
         return lambda value: value.name
     if issubclass(kind, datetime):
         return lambda value: value.isoformat()
+    if issubclass(kind, timedelta):
+        return lambda value: value // MICROSECOND
+    if issubclass(kind, bytes):
+        return lambda value: base64.b64encode(value).decode("ascii")
     if issubclass(kind, tuple | list):
         return lambda value: [encode(v) for v in value]
     return _identity
@@ -90,6 +97,10 @@ def _decoder(kind: Any) -> Callable[[Any], Any]:
         return kind.__getitem__
     if kind is datetime:
         return datetime.fromisoformat
+    if kind is timedelta:
+        return lambda data: timedelta(microseconds=data)
+    if kind is bytes:
+        return base64.b64decode
     if kind is float:
         return float
     return _identity

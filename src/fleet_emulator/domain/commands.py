@@ -4,16 +4,20 @@ Wake-up is ``wake_ups.py``. Every other command needs an online vehicle (else FA
 ``VEHICLE_ASLEEP`` or ``VEHICLE_OFFLINE``); each execution counts (per vehicle and command, in the backend,
 so replicas share it), returns a ``CommandResult`` and emits a ``CommandExecuted`` event with the call's flow
 id; lock and unlock also set the lock state (a ``LockChanged`` event when it changes). With an idempotency
-key the first execution's result is kept 24 hours in the namespace: a retry with the key gets it back
-without executing again, and the key with another command or vehicle is INVALID_ARGUMENT
-(``IDEMPOTENCY_KEY_REUSED``). Calls with one key take turns within a process; across replicas, two first
-uses of a key at the same moment both count, but only the one stored first executes and both get its result.
+key the first execution's result is kept 24 hours of the emulator's clock in the namespace: a retry with
+the key gets it back without executing again, and the key with another command or vehicle is
+INVALID_ARGUMENT (``IDEMPOTENCY_KEY_REUSED``). A first use claims the key in the store before it executes
+(atomic across replicas: one claim wins) and replaces the claim by its result, or drops it if the command
+failed. A call finding the key claimed waits for the result, up to ``CLAIM_WAIT``, then is UNAVAILABLE
+(``IDEMPOTENCY_KEY_IN_USE``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -22,7 +26,7 @@ from fleet_emulator.domain import reasons
 from fleet_emulator.domain.changes import event_for
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.codec import decode_as, encode
-from fleet_emulator.domain.errors import FieldViolation, InvalidArgument, Violations
+from fleet_emulator.domain.errors import FieldViolation, InvalidArgument, Unavailable, Violations
 from fleet_emulator.domain.events import CommandExecuted, CommandResult, VehicleCommand
 from fleet_emulator.domain.flow import current_flow_id
 from fleet_emulator.domain.keyed_locks import KeyedLocks
@@ -35,6 +39,9 @@ from fleet_emulator.domain.validation import canonical_vehicle_id
 from fleet_emulator.domain.wake_ups import WakeUps, not_online
 
 KEEP_RESULTS = timedelta(hours=24)
+CLAIMED = ""  # the record of a key whose first command is running
+CLAIM_WAIT = timedelta(seconds=10)  # how long a claim holds, and a call waits for the result of one
+CLAIM_POLL_S = 0.01
 MAX_KEY_LENGTH = 200
 LOCKING = {VehicleCommand.LOCK: LockState.LOCKED, VehicleCommand.UNLOCK: LockState.UNLOCKED}
 
@@ -96,16 +103,38 @@ class VehicleCommands:
         violations.raise_if_any(reasons.FIELD_INVALID)
         vehicle = await self.wake_ups.settled(await existing_vehicle(self.store, canonical))
         if not idempotency_key:
-            return await self._run(vehicle, command, "")
+            return await self._run(vehicle, command)
         async with self._keys.hold(idempotency_key):
-            kept = await self.store.recall_command(idempotency_key)
+            now = self.clock.now()
+            kept = await self._claim(idempotency_key)
             if kept is not None:
                 return _replayed(kept, command, vehicle.id), vehicle
-            return await self._run(vehicle, command, idempotency_key)
+            try:
+                result, vehicle = await self._run(vehicle, command)
+            except BaseException:
+                await self.store.forget_command(idempotency_key)
+                raise
+            record = json.dumps(encode(result))
+            await self.store.replace_command(idempotency_key, record, now, now + KEEP_RESULTS)
+            return result, vehicle
 
-    async def _run(
-        self, vehicle: Vehicle, command: VehicleCommand, idempotency_key: str
-    ) -> tuple[CommandResult, Vehicle]:
+    async def _claim(self, key: str) -> str | None:
+        """Claim the key (None), or the result kept under it, waiting while another call holds it."""
+        deadline = time.monotonic() + CLAIM_WAIT.total_seconds()
+        while True:
+            now = self.clock.now()
+            kept = await self.store.remember_command(key, CLAIMED, now, now + CLAIM_WAIT)
+            if kept != CLAIMED:
+                return kept
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    reasons.IDEMPOTENCY_KEY_IN_USE,
+                    "a command with this idempotency key is still running; retry in a moment",
+                    timedelta(seconds=1),
+                )
+            await asyncio.sleep(CLAIM_POLL_S)
+
+    async def _run(self, vehicle: Vehicle, command: VehicleCommand) -> tuple[CommandResult, Vehicle]:
         state = LOCKING.get(command)
         if state is None:
             online(vehicle)
@@ -114,10 +143,5 @@ class VehicleCommands:
         now = self.clock.now()
         count = await self.store.count_command(vehicle.id, command.name)
         result = CommandResult(str(uuid.uuid4()), command, vehicle.id, count, now)
-        if idempotency_key:
-            record = json.dumps(encode(result))
-            kept = await self.store.remember_command(idempotency_key, record, KEEP_RESULTS)
-            if kept is not None:  # another replica stored its result first
-                return _replayed(kept, command, vehicle.id), vehicle
         await self.streams.publish(event_for(vehicle, CommandExecuted(result), now, current_flow_id.get()))
         return result, vehicle

@@ -35,7 +35,7 @@ class Emulation:
     ) -> Emulation:
         streams = EventStreams(backend.events, backend.state, clock, stream_settings)
         updates = VehicleUpdates(backend.state, streams, backend.feed, clock)
-        wake_ups = WakeUps(backend.state, updates, clock)
+        wake_ups = WakeUps(backend.state, backend.control, updates, clock)
         return cls(
             backend=backend,
             fleets=FleetService(backend.state, clock),
@@ -49,6 +49,7 @@ class Emulation:
         )
 
     async def reset(self, scenario: Scenario) -> None:
-        """Forget everything (state, page tokens, event streams) and load the scenario."""
+        """Forget everything (state, page tokens, event streams, what steers the namespace) and load the
+        scenario."""
         await self.backend.clear()
         await self.fleets.seed(scenario)

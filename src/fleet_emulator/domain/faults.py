@@ -4,27 +4,19 @@ vehicle commands, a poor connection (the command runs or not, and the client get
 A rule matches an RPC (a method name, a full name or ``*``) and optionally a fleet or vehicle; it acts on
 its next ``times`` matching calls (or until deleted), and, with a ``probability`` below 1, on a
 deterministic share of them drawn from its own seeded generator: the same calls are hit in every run.
-Rules are tried in creation order; the first that matches and fires acts.
+Rules are tried in creation order; the first that matches and fires acts. The rules and their counts are
+kept in the namespace's ``ControlStore`` (``fault_book.py``), so that replicas share them.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.errors import (
-    DeadlineExceeded,
-    EmulatorError,
-    FailedPrecondition,
-    PreconditionViolation,
-    Unavailable,
-    Violations,
-)
+from fleet_emulator.domain.errors import DeadlineExceeded, EmulatorError, Unavailable, Violations
 from fleet_emulator.domain.validation import canonical_vehicle_id, check_fleet_id
 
 DEFAULT_FAULT_REASON = "FAULT_INJECTED"
@@ -43,7 +35,7 @@ class FailCall:
     code: int
     message: str
     reason: str = DEFAULT_FAULT_REASON
-    details: tuple[Any, ...] = ()  # packed google.protobuf.Any messages, opaque to the domain
+    details: tuple[bytes, ...] = ()  # serialized google.protobuf.Any messages, opaque to the domain
     details_size: int = 0  # their bytes, as the API layer measured them
 
 
@@ -104,10 +96,6 @@ class FaultRule:
     seed: int = 0
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     hits: int = 0
-    _draws: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._draws = random.Random(self.seed)
 
     def matches(self, full_method: str, streaming: bool, fleet_id: str, vehicle_id: str) -> bool:
         name = full_method.rsplit("/", 1)[-1]
@@ -120,16 +108,6 @@ class FaultRule:
         return (not self.fleet_id or self.fleet_id == fleet_id) and (
             not self.vehicle_id or self.vehicle_id == vehicle_id
         )
-
-    def fires(self) -> bool:
-        """Whether the rule acts on this matching call (a draw is made for every matching call)."""
-        if 0 < self.probability < 1:
-            return self._draws.random() < self.probability
-        return True
-
-    @property
-    def spent(self) -> bool:
-        return self.times > 0 and self.hits >= self.times
 
 
 def check_rule(rule: FaultRule) -> None:
@@ -175,39 +153,3 @@ def check_rule(rule: FaultRule) -> None:
             commands = ", ".join(sorted(COMMAND_RPCS))
             violations.add("fault.method", f"a poor connection acts on commands only: {commands} or *")
     violations.raise_if_any(reasons.FIELD_INVALID)
-
-
-class FaultBook:
-    def __init__(self) -> None:
-        self.rules: list[FaultRule] = []
-
-    def add(self, rule: FaultRule) -> FaultRule:
-        check_rule(rule)
-        if len(self.rules) >= MAX_RULES:
-            raise FailedPrecondition(
-                reasons.FAULT_LIMIT_REACHED,
-                f"the namespace has {MAX_RULES} fault rules, as many as it may keep: delete some first",
-                [PreconditionViolation("FAULT_RULES", "faults", f"at most {MAX_RULES} rules a namespace")],
-            )
-        self.rules.append(rule)
-        return rule
-
-    def delete(self, rule_id: str) -> bool:
-        kept = [r for r in self.rules if r.id != rule_id]
-        deleted = len(kept) != len(self.rules)
-        self.rules = kept
-        return deleted
-
-    def clear(self) -> int:
-        count, self.rules = len(self.rules), []
-        return count
-
-    def take(self, full_method: str, streaming: bool, fleet_id: str, vehicle_id: str) -> Action | None:
-        """The action for a call, counting it as a hit of the rule that fires (spent rules are removed)."""
-        for rule in self.rules:
-            if rule.matches(full_method, streaming, fleet_id, vehicle_id) and rule.fires():
-                rule.hits += 1
-                if rule.spent:
-                    self.rules.remove(rule)
-                return rule.action
-        return None

@@ -2,7 +2,9 @@
 
 A call names its namespace in the ``x-emulator-namespace`` header (none: the default namespace). Each
 namespace has its own backend state (fleets, vehicles, page tokens, event streams), fault rules, call
-journal, scenario, policies (``policies.py``) and rate-limit buckets; the clock is shared. A namespace
+journal, scenario, policies (``policies.py``) and rate-limit buckets; the clock is shared. Policies, fault
+rules, buckets and wake-ups live in the backend's ``ControlStore``; a namespace reads what changed there
+(``refresh``) when a call gets it, so replicas on one Redis see one set. A namespace
 comes into being, seeded with the emulator's scenario, on the first call that names it, up to
 ``NamespaceLimits.max_namespaces`` besides the default one (then ``RESOURCE_EXHAUSTED``).
 
@@ -26,7 +28,7 @@ from datetime import timedelta
 
 from fleet_emulator.backends.base import Backend
 from fleet_emulator.domain import reasons
-from fleet_emulator.domain.clock import Clock
+from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.errors import (
     EmulatorError,
@@ -36,7 +38,7 @@ from fleet_emulator.domain.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from fleet_emulator.domain.faults import FaultBook
+from fleet_emulator.domain.fault_book import FaultBook
 from fleet_emulator.domain.journal import BUDGET_BYTES, TOTAL_BUDGET_BYTES, Journal, JournalPool
 from fleet_emulator.domain.policies import DEFAULT_POLICIES, Policies
 from fleet_emulator.domain.rate_limits import RateLimiter
@@ -70,16 +72,35 @@ class Namespace:
     scenario: Scenario
     journal: Journal
     initial_policies: Policies = DEFAULT_POLICIES
-    faults: FaultBook = field(default_factory=FaultBook)
-    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
-    policies: Policies = field(init=False)
+    faults: FaultBook = field(init=False)
+    rate_limiter: RateLimiter = field(init=False)
+    policies: Policies = field(init=False)  # as of the last refresh
     calls: set[asyncio.Task[object]] = field(default_factory=set)  # calls of the emulated API running now
     streams: set[asyncio.Task[object]] = field(default_factory=set)  # those of them that are server streams
     last_used: float = field(default_factory=time.monotonic)
     cut_off: EmulatorError | None = None  # what its calls end with once cancelled by the emulator
+    _version: str | None = None  # of the control store's policies and rules last read
 
     def __post_init__(self) -> None:
+        control = self.emulation.backend.control
         self.policies = self.initial_policies
+        self.faults = FaultBook(control)
+        self.rate_limiter = RateLimiter(control)
+
+    async def refresh(self) -> None:
+        """Read the policies and fault rules again if they changed in the control store."""
+        control = self.emulation.backend.control
+        version = await control.version()
+        if version == self._version:
+            return
+        self.policies = await control.policies() or self.initial_policies
+        self.faults.refreshed(await control.rules())
+        self._version = version
+
+    async def set_policies(self, policies: Policies) -> None:
+        rates_changed = policies.rate_limits != self.policies.rate_limits
+        await self.emulation.backend.control.set_policies(policies, rates_changed)
+        await self.refresh()
 
     def enter(self, call: asyncio.Task[object], streaming: bool) -> None:
         self.calls.add(call)
@@ -98,13 +119,11 @@ class Namespace:
             call.cancel()
 
     async def reset(self) -> None:
-        """Back to the namespace's scenario and starting policies: state, streams, faults, journal and
-        rate-limit buckets are forgotten."""
+        """Back to the namespace's scenario and starting policies: state, streams, faults, journal,
+        rate-limit buckets and wake-ups are forgotten."""
         await self.emulation.reset(self.scenario)
-        self.faults.clear()
         self.journal.clear()
-        self.rate_limiter.clear()
-        self.policies = self.initial_policies
+        await self.refresh()
 
     async def load(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -123,7 +142,7 @@ class Namespaces:
     def __init__(
         self,
         make_backend: Callable[[str], Backend],
-        clock: Clock,
+        clock: EmulatorClock,
         scenario: Scenario,
         stream_settings: StreamSettings | None = None,
         policies: Policies = DEFAULT_POLICIES,
@@ -169,6 +188,13 @@ class Namespaces:
         namespace.last_used = time.monotonic()
         return namespace
 
+    async def refreshed(self, name: str) -> Namespace:
+        """The namespace called ``name`` (``get``), its policies and rules and the clock read again."""
+        namespace = await self.get(name)
+        await namespace.refresh()
+        await self.clock.refresh()
+        return namespace
+
     def _full(self) -> ResourceExhausted:
         most = self.limits.max_namespaces
         return ResourceExhausted(
@@ -180,7 +206,8 @@ class Namespaces:
         )
 
     async def current(self) -> Namespace:
-        return await self.get(current_namespace.get())
+        """The namespace of the call, refreshed (``refreshed``)."""
+        return await self.refreshed(current_namespace.get())
 
     def created(self) -> list[Namespace]:
         """Every namespace made so far (the default one first)."""
@@ -246,6 +273,7 @@ class Namespaces:
 
     async def settle_wake_ups(self) -> None:
         """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``)."""
+        await self.clock.refresh()
         for namespace in self.created():
             await namespace.emulation.wake_ups.settle_due()
 

@@ -5,21 +5,24 @@ without a rule of its own, with one bucket per client for all of them. A bucket 
 (nginx's ``burst`` with ``nodelay``: that many calls may come at once) and gets ``requests`` tokens back per
 period, continuously, as the emulator's clock moves; a clock set back refills nothing. A call takes a token
 or fails with ``RESOURCE_EXHAUSTED`` (``RATE_LIMITED``), whose retry delay is the time until the next token.
-Arithmetic is exact (fractions), so tests that advance the clock get the same answer every time. A new rule
+Arithmetic is exact (integers: a token is ``period_us`` units, and a bucket gets ``requests`` units back per
+microsecond), so tests that advance the clock get the same answer every time. The buckets live in the
+namespace's ``ControlStore``, which refills and takes atomically, so replicas count together. A new rule
 table (changed policies) starts with full buckets.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from fractions import Fraction
 
+from fleet_emulator.backends.base import ControlStore
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import QuotaViolation, ResourceExhausted
+from fleet_emulator.domain.models import EPOCH
 from fleet_emulator.domain.policies import RateRule
 
+MICROSECOND = timedelta(microseconds=1)
 MICROSECONDS = 1_000_000
 
 
@@ -46,56 +49,41 @@ def rule_for(rules: tuple[RateRule, ...], full_method: str) -> RateRule | None:
     return own or next((r for r in rules if r.method == "*"), None)
 
 
-@dataclass
-class Bucket:
-    rule: RateRule
-    tokens: Fraction
-    updated: datetime
-
-    @property
-    def capacity(self) -> int:
-        return 1 + self.rule.burst
-
-    @property
-    def per_second(self) -> Fraction:
-        return Fraction(self.rule.requests) / Fraction(int(self.rule.period.length.total_seconds()))
-
-    def refill(self, now: datetime) -> None:
-        elapsed = Fraction((now - self.updated) // timedelta(microseconds=1), MICROSECONDS)
-        if elapsed > 0:
-            self.tokens = min(Fraction(self.capacity), self.tokens + elapsed * self.per_second)
-        self.updated = now  # also when the clock went back: refill from here on
-
-    def seconds_until(self, tokens: Fraction) -> Fraction:
-        return max(Fraction(0), (tokens - self.tokens) / self.per_second)
+def take_units(
+    held: tuple[int, int] | None, capacity: int, requests: int, period_us: int, now_us: int
+) -> tuple[bool, int, int]:
+    """One take from a bucket held as (units, updated at): whether a token was taken, the units left and
+    the time they are counted at. The Redis store runs the same steps as a script (``redis_control.py``)."""
+    full = capacity * period_us
+    units, updated = held if held is not None else (full, now_us)
+    if now_us > updated:
+        units = min(full, units + (now_us - updated) * requests)
+    if units >= period_us:
+        return True, units - period_us, now_us
+    return False, units, now_us  # also when the clock went back: refill from here on
 
 
 class RateLimiter:
-    """The buckets of one namespace, for the rule table they were made for."""
+    """The buckets of one namespace, in its control store."""
 
-    def __init__(self) -> None:
-        self._rules: tuple[RateRule, ...] = ()
-        self._buckets: dict[tuple[str, RateRule], Bucket] = {}
+    def __init__(self, store: ControlStore) -> None:
+        self.store = store
 
-    def clear(self) -> None:
-        self._buckets.clear()
-
-    def take(self, rules: tuple[RateRule, ...], client: str, full_method: str, now: datetime) -> Quota | None:
+    async def take(
+        self, rules: tuple[RateRule, ...], client: str, full_method: str, now: datetime
+    ) -> Quota | None:
         """Take a token for ``client``'s call of ``full_method``: the quota left, None when no rule applies,
         or RESOURCE_EXHAUSTED when the bucket is empty."""
-        if rules != self._rules:
-            self._rules = rules
-            self.clear()
         rule = rule_for(rules, full_method)
         if rule is None:
             return None
-        bucket = self._buckets.get((client, rule))
-        if bucket is None:
-            bucket = self._buckets[client, rule] = Bucket(rule, Fraction(1 + rule.burst), now)
-        bucket.refill(now)
-        if bucket.tokens < 1:
-            wait = bucket.seconds_until(Fraction(1))
-            retry_after = timedelta(microseconds=math.ceil(wait * MICROSECONDS))
+        period_us = rule.period.length // MICROSECOND
+        capacity = 1 + rule.burst
+        now_us = (now - EPOCH) // MICROSECOND
+        bucket = f"{client}\n{rule.describe()}"
+        taken, units = await self.store.take_token(bucket, capacity, rule.requests, period_us, now_us)
+        if not taken:
+            retry_after = timedelta(microseconds=-(-(period_us - units) // rule.requests))
             raise ResourceExhausted(
                 reasons.RATE_LIMITED,
                 f"client {client!r} exceeded the rate limit of {full_method.rsplit('/', 1)[-1]} "
@@ -106,6 +94,5 @@ class RateLimiter:
                 method=full_method.rsplit("/", 1)[-1],
                 limit=rule.describe(),
             )
-        bucket.tokens -= 1
-        reset = math.ceil(bucket.seconds_until(Fraction(bucket.capacity)))
-        return Quota(bucket.capacity, math.floor(bucket.tokens), reset)
+        reset = -(-(capacity * period_us - units) // (rule.requests * MICROSECONDS))
+        return Quota(capacity, units // period_us, reset)

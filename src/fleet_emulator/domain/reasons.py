@@ -166,6 +166,11 @@ IDEMPOTENCY_KEY_REUSED = Reason(
     Code.INVALID_ARGUMENT,
     "The idempotency key was first used for another command or vehicle.",
 )
+IDEMPOTENCY_KEY_IN_USE = Reason(
+    "IDEMPOTENCY_KEY_IN_USE",
+    Code.UNAVAILABLE,
+    "A command with this idempotency key is still running (through another replica): retry after a moment.",
+)
 ETAG_MISMATCH = Reason(
     "ETAG_MISMATCH",
     Code.ABORTED,

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from fleet_emulator.domain import routes
 from fleet_emulator.domain.background import keep_cancellation
-from fleet_emulator.domain.clock import Clock
+from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.emulation import Emulation
 from fleet_emulator.domain.errors import NotFound, Unavailable
 from fleet_emulator.domain.events import Event, MissionProgressed, MissionStage
@@ -240,7 +240,9 @@ class Simulator:
     """Drives the store's vehicles that are not offline and are available, on a mission or charging;
     ``run`` steps at ``rate_hz`` in real time, tests call ``step`` after moving a virtual clock."""
 
-    def __init__(self, emulation: Emulation, clock: Clock, seed: int = 0, rate_hz: float = 1.0) -> None:
+    def __init__(
+        self, emulation: Emulation, clock: EmulatorClock, seed: int = 0, rate_hz: float = 1.0
+    ) -> None:
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be positive, not {rate_hz}")
         self.store = emulation.backend.state
@@ -255,6 +257,7 @@ class Simulator:
         """Step every ``1 / rate_hz`` seconds until cancelled; a step the backend cannot serve is skipped."""
         while True:
             try:
+                await self.clock.refresh()
                 await self.step()
             except Unavailable as exc:
                 log.warning("simulation step skipped: %s", exc)

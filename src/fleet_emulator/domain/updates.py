@@ -1,6 +1,7 @@
 """Changing vehicles: every change is stored, emitted as events on the fleet's durable stream and sent as
 the vehicle's new full state to live subscribers, all carrying the flow id of the call that caused it.
-Within a process the changes of one vehicle take turns (``keyed_locks.py``), so none is lost to another.
+Within a process the changes of one vehicle take turns (``keyed_locks.py``), and across replicas each is a
+compare-and-set (``StateStore.replace_vehicle``), so none is lost to another.
 """
 
 from __future__ import annotations
@@ -41,24 +42,28 @@ class VehicleUpdates:
     ) -> tuple[Vehicle, list[Event]]:
         """Apply ``change`` to the stored vehicle; returns the new vehicle and the events it emitted.
 
-        The changes of one vehicle take turns in this process, so ``change`` gets the latest stored state and
-        may raise to refuse it (a stale etag). Returning the vehicle it got changes nothing. A new
-        connectivity cancels a pending wake-up; a change of the pending wake-up alone is stored as it is, with
-        no new etag, event or live state, as no API shows it.
+        The changes of one vehicle take turns in this process, and the store replaces the vehicle only if no
+        other replica changed it since it was read (else ``change`` runs again on the newer state), so
+        ``change`` gets the latest stored state and may raise to refuse it (a stale etag). Returning the
+        vehicle it got changes nothing. A new connectivity cancels a pending wake-up; a change of the pending
+        wake-up alone is stored as it is, with no new etag, event or live state, as no API shows it.
         """
         async with self._locks.hold(vehicle_id):
-            old = await existing_vehicle(self.store, vehicle_id)
-            new = change(old)
-            if new is old:
-                return old, []
-            if new.connectivity != old.connectivity:
-                new = dataclasses.replace(new, wake_up=None)
-            if dataclasses.replace(new, wake_up=None) == dataclasses.replace(old, wake_up=None):
-                await self.store.put_vehicle(new)
-                return new, []
-            now = self.clock.now()
-            new = new.stamped(now)
-            await self.store.put_vehicle(new)
+            while True:  # again when another replica changed the vehicle since it was read
+                old = await existing_vehicle(self.store, vehicle_id)
+                new = change(old)
+                if new is old:
+                    return old, []
+                if new.connectivity != old.connectivity:
+                    new = dataclasses.replace(new, wake_up=None)
+                if dataclasses.replace(new, wake_up=None) == dataclasses.replace(old, wake_up=None):
+                    if await self.store.replace_vehicle(old, new):
+                        return new, []
+                    continue
+                now = self.clock.now()
+                new = new.stamped(now)
+                if await self.store.replace_vehicle(old, new):
+                    break
             emitted = [event_for(new, c, now, current_flow_id.get()) for c in changes_between(old, new)]
             for event in emitted:
                 await self.streams.publish(event)

@@ -7,16 +7,16 @@ the flow id of the call are stored with the vehicle (``Vehicle.wake_up``), so th
 a wake-up while one is pending keeps the first. ``settled`` brings a vehicle whose wake-up is due online, as
 a normal update (ConnectivityChanged event, live state) with the flow id of the wake-up call: commands and
 GetVehicle read vehicles through it, and the admin clock RPCs and the emulator's settling loop call
-``settle_due`` for the wake-ups this process scheduled (``pending``).
+``settle_due`` for the wake-ups scheduled in the namespace's ``ControlStore``, by any replica.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from fleet_emulator.backends.base import StateStore
+from fleet_emulator.backends.base import ControlStore, StateStore
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import Clock
 from fleet_emulator.domain.errors import FailedPrecondition, NotFound, PreconditionViolation
@@ -56,11 +56,13 @@ def not_online(vehicle: Vehicle) -> FailedPrecondition:
 
 
 class WakeUps:
-    def __init__(self, store: StateStore, updates: VehicleUpdates, clock: Clock) -> None:
+    def __init__(
+        self, store: StateStore, control: ControlStore, updates: VehicleUpdates, clock: Clock
+    ) -> None:
         self.store = store
+        self.control = control
         self.updates = updates
         self.clock = clock
-        self.pending: dict[str, datetime] = {}  # vehicle id -> due, of the wake-ups scheduled here
 
     async def request(self, vehicle: Vehicle, policies: Policies) -> Vehicle:
         """Wake a vehicle up; returns it as it is now (an asleep one stays so until its wake-up is due)."""
@@ -80,7 +82,7 @@ class WakeUps:
 
         vehicle, _ = await self.updates.update(vehicle.id, schedule)
         if vehicle.wake_up is not None:
-            self.pending[vehicle.id] = vehicle.wake_up.due
+            await self.control.schedule_wake_up(vehicle.id, vehicle.wake_up.due)
         return vehicle
 
     async def settled(self, vehicle: Vehicle) -> Vehicle:
@@ -94,7 +96,7 @@ class WakeUps:
         finally:
             current_flow_id.reset(flow)
         if vehicle.wake_up is None:
-            self.pending.pop(vehicle.id, None)
+            await self.control.forget_wake_up(vehicle.id)
         return vehicle
 
     def _come_online(self, old: Vehicle) -> Vehicle:
@@ -105,15 +107,13 @@ class WakeUps:
         return dataclasses.replace(old, wake_up=None)
 
     async def settle_due(self) -> None:
-        """Bring online every vehicle whose wake-up, scheduled in this process, is due."""
-        now = self.clock.now()
-        for vehicle_id in [v for v, due in self.pending.items() if due <= now]:
+        """Bring online every vehicle whose scheduled wake-up is due."""
+        for vehicle_id in await self.control.due_wake_ups(self.clock.now()):
             vehicle = await self.store.get_vehicle(vehicle_id)
             if vehicle is None or vehicle.wake_up is None:  # deleted, reset, or settled elsewhere
-                self.pending.pop(vehicle_id, None)
+                await self.control.forget_wake_up(vehicle_id)
                 continue
-            self.pending[vehicle_id] = vehicle.wake_up.due
             try:
                 await self.settled(vehicle)
             except NotFound:  # deleted meanwhile
-                self.pending.pop(vehicle_id, None)
+                await self.control.forget_wake_up(vehicle_id)

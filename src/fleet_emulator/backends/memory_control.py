@@ -1,0 +1,113 @@
+"""In-process ``ControlStore`` and ``ClockStore``: a namespace's policies, fault rules and their counts,
+rate-limit buckets and scheduled wake-ups, and the virtual clock, in plain Python objects."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from fleet_emulator.domain.faults import FaultRule
+from fleet_emulator.domain.policies import Policies
+from fleet_emulator.domain.rate_limits import take_units
+
+
+class MemoryControlStore:
+    def __init__(self) -> None:
+        self._version = 0
+        self._policies: Policies | None = None
+        self._rules: dict[str, FaultRule] = {}  # in creation order
+        self._draws: dict[str, int] = {}
+        self._buckets: dict[str, tuple[int, int]] = {}
+        self._wake_ups: dict[str, datetime] = {}
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    async def version(self) -> str:
+        return str(self._version)
+
+    async def policies(self) -> Policies | None:
+        return self._policies
+
+    async def set_policies(self, policies: Policies | None, rates_changed: bool) -> None:
+        self._policies = policies
+        if rates_changed:
+            self._buckets.clear()
+        self._changed()
+
+    async def rules(self) -> list[FaultRule]:
+        return [dataclasses.replace(r) for r in self._rules.values()]
+
+    async def add_rule(self, rule: FaultRule, limit: int) -> bool:
+        if len(self._rules) >= limit:
+            return False
+        self._rules[rule.id] = dataclasses.replace(rule, hits=0)
+        self._changed()
+        return True
+
+    async def delete_rule(self, rule_id: str) -> bool:
+        self._draws.pop(rule_id, None)
+        found = self._rules.pop(rule_id, None) is not None
+        self._changed()
+        return found
+
+    async def clear_rules(self) -> int:
+        count = len(self._rules)
+        self._rules.clear()
+        self._draws.clear()
+        self._changed()
+        return count
+
+    async def draw(self, rule_id: str) -> int | None:
+        if rule_id not in self._rules:
+            return None
+        self._draws[rule_id] = self._draws.get(rule_id, 0) + 1
+        return self._draws[rule_id]
+
+    async def hit(self, rule_id: str, times: int) -> bool:
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            return False
+        rule.hits += 1
+        if times and rule.hits >= times:
+            await self.delete_rule(rule_id)
+        return True
+
+    async def take_token(
+        self, bucket: str, capacity: int, requests: int, period_us: int, now_us: int
+    ) -> tuple[bool, int]:
+        taken, units, updated = take_units(self._buckets.get(bucket), capacity, requests, period_us, now_us)
+        self._buckets[bucket] = (units, updated)
+        return taken, units
+
+    async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None:
+        self._wake_ups[vehicle_id] = due
+
+    async def due_wake_ups(self, now: datetime) -> list[str]:
+        return [v for v, due in self._wake_ups.items() if due <= now]
+
+    async def forget_wake_up(self, vehicle_id: str) -> None:
+        self._wake_ups.pop(vehicle_id, None)
+
+    async def clear(self) -> None:
+        self._policies = None
+        self._rules.clear()
+        self._draws.clear()
+        self._buckets.clear()
+        self._wake_ups.clear()
+        self._changed()
+
+
+class MemoryClockStore:
+    def __init__(self) -> None:
+        self._frozen: datetime | None = None
+
+    async def load(self) -> datetime | None:
+        return self._frozen
+
+    async def save(self, frozen: datetime | None) -> None:
+        self._frozen = frozen
+
+    async def advance(self, by: timedelta, real_now: datetime) -> datetime:
+        self._frozen = (self._frozen or real_now) + by
+        return self._frozen
