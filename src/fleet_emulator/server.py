@@ -215,6 +215,7 @@ class Emulator:
             settings.policies,
             settings.jwt_secret,
             settings.limits,
+            self.backends.registry(),
         )
         self.server = _grpc_server(self.namespaces, settings.admin_token, settings.reuse_port)
         services = generic_only(self.server)

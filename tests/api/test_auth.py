@@ -287,7 +287,7 @@ async def test_the_journal_names_the_client_of_each_call(target: Target) -> None
     assert by_flow["opaque-token"].client.startswith("token:")
     assert by_flow["opaque-token"].metadata["authorization"] == "<redacted>"
     namespace = await target.emulator.namespaces.get(name)
-    [called] = [e for e in namespace.journal.entries if e.flow_id == "with-token"]
+    [called] = [e for e in await namespace.journal.listed() if e.flow_id == "with-token"]
     assert called.token_expiry == START + timedelta(seconds=600)
 
 
@@ -298,7 +298,7 @@ async def test_each_token_issued_is_journaled_with_its_subject_and_expiry(target
     await issue(target, name, subject="renewer", lifetime_s=120)
 
     namespace = await target.emulator.namespaces.get(name)
-    issued = [e for e in namespace.journal.entries if e.method == ISSUE_TOKEN]
+    issued = [e for e in await namespace.journal.listed() if e.method == ISSUE_TOKEN]
     assert [(e.client, e.version, e.finished) for e in issued] == [("renewer", "admin", True)] * 2
     assert [e.token_expiry for e in issued] == [
         START + timedelta(seconds=120),

@@ -206,7 +206,7 @@ async def test_refused_calls_are_journaled_with_reason_client_and_retry_delay(ta
         ("refused", "alice", "RATE_LIMITED", True)
     ]
     namespace = await target.emulator.namespaces.get(name)
-    [entry] = [e for e in namespace.journal.entries if e.flow_id == "refused"]
+    [entry] = [e for e in await namespace.journal.listed() if e.flow_id == "refused"]
     assert entry.retry_delay == timedelta(seconds=30)
 
 

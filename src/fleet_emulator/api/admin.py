@@ -144,7 +144,7 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
             violations.add("page_size", "must not be negative")
         violations.raise_if_any(reasons.FIELD_INVALID)
         journal = (await self._namespace()).journal
-        entries = journal.find(
+        entries = await journal.find(
             method=request.method,
             flow_id=request.flow_id,
             code=request.code if request.HasField("code") else None,
@@ -156,7 +156,7 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
     async def ClearJournal(
         self, request: pb.ClearJournalRequest, context: Context
     ) -> pb.ClearJournalResponse:
-        return pb.ClearJournalResponse(deleted=(await self._namespace()).journal.clear())
+        return pb.ClearJournalResponse(deleted=await (await self._namespace()).journal.clear())
 
     async def GetClock(self, request: pb.GetClockRequest, context: Context) -> pb.GetClockResponse:
         await self.clock.refresh()

@@ -46,6 +46,6 @@ class ReportAdmin:
     ) -> pb.GetClientReportResponse:
         namespace = await self.namespaces.current()
         reports = client_reports(
-            list(namespace.journal.entries), namespace.policies.poll_interval, SUCCESSORS
+            await namespace.journal.listed(), namespace.policies.poll_interval, SUCCESSORS
         )
         return pb.GetClientReportResponse(clients=[client_message(r) for r in reports])

@@ -39,7 +39,7 @@ class TokenAdmin:
             now,
         )
         cut, size, truncated = journaled(request)
-        namespace.journal.add(
+        entry = namespace.journal.add(
             JournalEntry(
                 start_time=now,
                 method=METHOD,
@@ -55,4 +55,5 @@ class TokenAdmin:
                 token_expiry=issued.claims.expiry,
             )
         )
+        await namespace.journal.finished(entry)
         return pb.IssueTokenResponse(access_token=issued.token, expire_time=timestamp(issued.claims.expiry))

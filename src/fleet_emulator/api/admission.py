@@ -46,7 +46,7 @@ async def admit(
             policies.rate_limits, entry.client, entry.method, entry.start_time
         )
     except EmulatorError as error:
-        watching.finish(error)
+        await watching.finish(error)
         raise
     return quota.headers() if quota is not None else ()
 

@@ -149,7 +149,7 @@ async def _end(
     if isinstance(error, asyncio.CancelledError) and watching.cut_off is not None and task is not None:
         task.uncancel()
         error = watching.cut_off
-    watching.finish(error)
+    await watching.finish(error)
     _finished(measured, _code_of(error, context))
     if isinstance(error, asyncio.CancelledError):
         log.debug("call cancelled (flow id %s)", current_flow_id.get())
@@ -193,11 +193,13 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 return UNWATCHED
             namespace = await self.namespaces.current()
             watching = watch(namespace, method, request, context, flow_id, streaming)
+            if streaming:
+                await namespace.journal.numbered(watching.entry)
             headers += await admit(namespace, watching, context, self.namespaces.jwt_secret)
             try:
                 _refuse_bad_values(request)
             except EmulatorError as error:
-                watching.finish(error)
+                await watching.finish(error)
                 raise
             await watching.arm(namespace.faults, request, streaming)
             return watching
@@ -220,7 +222,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 raise
             finally:
                 measured.duration.observe(time.perf_counter() - started)
-            watching.finish(None)
+            await watching.finish(None)
             _finished(measured, "OK")
             return response
 
@@ -243,7 +245,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 raise
             finally:
                 measured.open.dec()
-            watching.finish(None)
+            await watching.finish(None)
             _finished(measured, "OK")
 
         return serve

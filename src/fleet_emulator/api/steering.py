@@ -148,14 +148,22 @@ class CallWatch:
         if self.entry.journal is not None:
             self.entry.journal.grew(self.entry, len(details))
 
-    def finish(self, error: BaseException | None) -> None:
+    async def finish(self, error: BaseException | None) -> None:
+        """Record how the call ended, and keep its entry where every replica reads it (``Journal``); not
+        that of a call the emulator cut off (stopping, or its namespace deleted): thousands of streams may
+        end at once then, and the emulator would not stop in time."""
         if self.call is not None:
             self.namespace.leave(self.call)
         entry = self.entry
         entry.duration = timedelta(seconds=time.monotonic() - self.started)
         entry.finished = True
-        if error is None:
-            return
+        if error is not None:
+            self._failed(error)
+        if self.cut_off is None:
+            await self.namespace.journal.finished(entry)
+
+    def _failed(self, error: BaseException) -> None:
+        entry = self.entry
         entry.code = code_of(error)
         if isinstance(error, InjectedFault):
             entry.status_message, entry.reason = error.message, error.reason
@@ -197,7 +205,7 @@ class Unwatched:
     async def sent(self, message: Message | Kept) -> None:
         return None
 
-    def finish(self, error: BaseException | None) -> None:
+    async def finish(self, error: BaseException | None) -> None:
         return None
 
 

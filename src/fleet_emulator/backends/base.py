@@ -6,7 +6,8 @@ return items whose id sorts after ``after_id``, in id order, at most ``limit``).
 durable event streams, with Redis stream entry ids and a time-window retention. ``StateFeed`` fans the
 latest vehicle states out to live subscribers, conflated per vehicle. ``ControlStore`` keeps what steers a
 namespace (policies, fault rules and their counts, rate-limit buckets, scheduled wake-ups) and ``ClockStore``
-the emulator's clock, so that replicas on one Redis act as one process. Every implementation runs the one
+the emulator's clock and ``NamespaceRegistry`` the namespaces, so that replicas on one Redis act as one
+process. Every implementation runs the one
 contract suite in ``tests/contract``; backend-specific failures are mapped at the backend's boundary to
 ``domain.errors.Unavailable``.
 """
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.faults import FaultRule
+from fleet_emulator.domain.journal import JournalEntry
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
@@ -226,6 +228,45 @@ class ControlStore(Protocol):
         ...
 
 
+class JournalStore(Protocol):
+    """The finished calls of a namespace, journaled by every replica (Redis); the memory backend has none:
+    there the process's own journal is the journal."""
+
+    async def sequence(self) -> int:
+        """The next sequence number of the namespace's journal."""
+        ...
+
+    async def keep(self, entry: JournalEntry, capacity: int, budget_bytes: int) -> None:
+        """Keep a finished entry (numbered now if it has no sequence number yet); the oldest entries go
+        beyond ``capacity`` entries or ``budget_bytes``."""
+        ...
+
+    async def entries(self) -> list[JournalEntry]:
+        """Every entry kept, oldest first."""
+        ...
+
+    async def clear(self) -> int: ...
+
+
+class NamespaceRegistry(Protocol):
+    """The namespaces that exist, whichever replica made them, and which have wake-ups due."""
+
+    async def add(self, name: str, limit: int) -> bool:
+        """Register a namespace; False, registering nothing, when ``limit`` others exist already."""
+        ...
+
+    async def remove(self, name: str) -> None: ...
+
+    async def dropped(self, name: str) -> None:
+        """A process dropped the namespace for being idle: forgotten where its state goes with it (memory),
+        kept where the state stays for other replicas (Redis)."""
+        ...
+
+    async def with_wake_ups_due(self, now: datetime) -> list[str]:
+        """The namespaces with a wake-up due at ``now`` (``ControlStore.schedule_wake_up``)."""
+        ...
+
+
 class ClockStore(Protocol):
     """Where the virtual clock is kept so that every replica reads the same time."""
 
@@ -246,11 +287,14 @@ class Backend:
     events: EventLog
     feed: StateFeed
     control: ControlStore
+    journal: JournalStore | None = None  # shared by the replicas (Redis), else the process's own journal
 
     async def clear(self) -> None:
         await self.state.clear()
         await self.events.clear()
         await self.control.clear()
+        if self.journal is not None:
+            await self.journal.clear()
 
     async def ping(self) -> None:
         """Return when state and events can be served; ``Unavailable`` when either cannot."""

@@ -23,14 +23,23 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.connection import parse_url
 
-from fleet_emulator.backends.base import Backend, ClockStore
+from fleet_emulator.backends.base import Backend, ClockStore, NamespaceRegistry
 from fleet_emulator.backends.event_bytes import ENCODING as EVENT_ENCODING
 from fleet_emulator.backends.memory import MemoryStateStore
-from fleet_emulator.backends.memory_control import MemoryClockStore, MemoryControlStore
+from fleet_emulator.backends.memory_control import (
+    MemoryClockStore,
+    MemoryControlStore,
+    MemoryNamespaceRegistry,
+)
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
-from fleet_emulator.backends.redis_control import RedisClockStore, RedisControlStore
+from fleet_emulator.backends.redis_control import (
+    RedisClockStore,
+    RedisControlStore,
+    RedisNamespaceRegistry,
+)
 from fleet_emulator.backends.redis_errors import FAILURES
 from fleet_emulator.backends.redis_events import RedisEventLog, RedisStateFeed
+from fleet_emulator.backends.redis_journal import RedisJournalStore
 from fleet_emulator.backends.redis_keys import DEFAULT_PREFIX, RedisKeys
 from fleet_emulator.backends.redis_state import RedisStateStore
 from fleet_emulator.domain.background import keep_cancellation
@@ -108,6 +117,10 @@ class Backends(Protocol):
         """Where the emulator's virtual clock is kept (shared by the replicas on Redis)."""
         ...
 
+    def registry(self) -> NamespaceRegistry:
+        """Where the namespaces are registered (shared by the replicas on Redis)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -123,6 +136,9 @@ class MemoryBackends:
 
     def clock_store(self) -> ClockStore:
         return MemoryClockStore()
+
+    def registry(self) -> NamespaceRegistry:
+        return MemoryNamespaceRegistry()
 
     async def close(self) -> None:
         return None
@@ -160,7 +176,8 @@ class RedisBackends:
             RedisStateStore(self.client, keys),
             events,
             RedisStateFeed(self.client, keys),
-            RedisControlStore(self.client, keys),
+            RedisControlStore(self.client, keys, namespace),
+            RedisJournalStore(self.client, keys),
         )
 
     async def connect(self, timeout_s: float) -> None:
@@ -206,6 +223,9 @@ class RedisBackends:
 
     def clock_store(self) -> ClockStore:
         return RedisClockStore(self.client, RedisKeys())
+
+    def registry(self) -> NamespaceRegistry:
+        return RedisNamespaceRegistry(self.client)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -1,5 +1,6 @@
-"""In-process ``ControlStore`` and ``ClockStore``: a namespace's policies, fault rules and their counts,
-rate-limit buckets and scheduled wake-ups, and the virtual clock, in plain Python objects."""
+"""In-process ``ControlStore``, ``ClockStore`` and ``NamespaceRegistry``: a namespace's policies, fault rules
+and their counts, rate-limit buckets and scheduled wake-ups, the virtual clock and the namespaces, in plain
+Python objects."""
 
 from __future__ import annotations
 
@@ -111,3 +112,25 @@ class MemoryClockStore:
     async def advance(self, by: timedelta, real_now: datetime) -> datetime:
         self._frozen = (self._frozen or real_now) + by
         return self._frozen
+
+
+class MemoryNamespaceRegistry:
+    """The namespaces of the one process; their wake-ups are settled through the namespaces it holds."""
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+
+    async def add(self, name: str, limit: int) -> bool:
+        if name not in self._names and len(self._names) >= limit:
+            return False
+        self._names.add(name)
+        return True
+
+    async def remove(self, name: str) -> None:
+        self._names.discard(name)
+
+    async def dropped(self, name: str) -> None:
+        await self.remove(name)
+
+    async def with_wake_ups_due(self, now: datetime) -> list[str]:
+        return []

@@ -5,7 +5,9 @@ Every change that touches several keys is one Lua script, so it is atomic across
 checks the limit, a hit removes a rule with its last hit, a draw is numbered with ``HINCRBY``, and a token
 bucket is refilled and taken from in one step (the same steps as ``rate_limits.take_units``; times are sent
 as seconds and microseconds, so that the elapsed time stays exact in Lua's doubles). Each change of the
-policies or rules increments ``version``, which a namespace reads at the start of every call. The virtual
+policies or rules increments ``version``, which a namespace reads at the start of every call. Scheduled
+wake-ups of every namespace are one sorted set, ``<namespace>\n<vehicle id>`` by due time, so that any
+replica finds the namespaces with wake-ups due; the registry of namespaces is one set. The virtual
 clock is one integer, microseconds since 1970: advancing it is ``INCRBY`` after a ``SET NX`` of the real
 time, so that two replicas advancing at once both count. Keys are listed in ``redis_keys.py``.
 """
@@ -26,7 +28,12 @@ from fleet_emulator.domain.models import EPOCH
 from fleet_emulator.domain.policies import Policies
 
 MICROSECOND = timedelta(microseconds=1)
-PARTS = ("version", "policies", "rules", "rule-order", "rule-hits", "rule-draws", "buckets", "wake-ups")
+PARTS = ("version", "policies", "rules", "rule-order", "rule-hits", "rule-draws", "buckets")
+REGISTER = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+return redis.call('SADD', KEYS[1], ARGV[1])
+"""
 
 SET_POLICIES = """
 if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1]) end
@@ -96,9 +103,11 @@ def _micros(when: datetime) -> int:
 
 
 class RedisControlStore:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, namespace: str) -> None:
         self.client = client
         self.key = {part: keys.control(part) for part in PARTS}
+        self.wake_ups = RedisKeys().wake_ups
+        self.namespace = namespace
         self._set_policies = client.register_script(SET_POLICIES)
         self._add_rule = client.register_script(ADD_RULE)
         self._remove_rule = client.register_script(REMOVE_RULE)
@@ -180,16 +189,15 @@ class RedisControlStore:
 
     @mapped
     async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None:
-        await self.client.zadd(self.key["wake-ups"], {vehicle_id: _micros(due)})
+        await self.client.zadd(self.wake_ups, {f"{self.namespace}\n{vehicle_id}": _micros(due)})
 
     @mapped
     async def due_wake_ups(self, now: datetime) -> list[str]:
-        due: list[Any] = await self.client.zrangebyscore(self.key["wake-ups"], "-inf", _micros(now))
-        return [str(v) for v in due]
+        return [v for n, v in await _due(self.client, self.wake_ups, now) if n == self.namespace]
 
     @mapped
     async def forget_wake_up(self, vehicle_id: str) -> None:
-        await self.client.zrem(self.key["wake-ups"], vehicle_id)
+        await self.client.zrem(self.wake_ups, f"{self.namespace}\n{vehicle_id}")
 
     @mapped
     async def clear(self) -> None:
@@ -198,6 +206,40 @@ class RedisControlStore:
             tx.delete(*(self.key[p] for p in PARTS if p != "version"))
             tx.incr(self.key["version"])
             await tx.execute()
+        scheduled: list[Any] = await self.client.zrange(self.wake_ups, 0, -1)
+        mine = [m for m in scheduled if str(m).split("\n", 1)[0] == self.namespace]
+        if mine:
+            await self.client.zrem(self.wake_ups, *mine)
+
+
+async def _due(client: aioredis.Redis, key: str, now: datetime) -> list[tuple[str, str]]:
+    """The (namespace, vehicle id) of the wake-ups due at ``now``."""
+    due: list[Any] = await client.zrangebyscore(key, "-inf", _micros(now))
+    return [(n, v) for n, _, v in (str(m).partition("\n") for m in due)]
+
+
+class RedisNamespaceRegistry:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        keys = RedisKeys()
+        self.names = keys.namespaces
+        self.wake_ups = keys.wake_ups
+        self._register = client.register_script(REGISTER)
+
+    @mapped
+    async def add(self, name: str, limit: int) -> bool:
+        return bool(await self._register(keys=[self.names], args=[name, limit]))
+
+    @mapped
+    async def remove(self, name: str) -> None:
+        await self.client.srem(self.names, name)
+
+    async def dropped(self, name: str) -> None:
+        return None
+
+    @mapped
+    async def with_wake_ups_due(self, now: datetime) -> list[str]:
+        return sorted({n for n, _ in await _due(self.client, self.wake_ups, now)})
 
 
 class RedisClockStore:

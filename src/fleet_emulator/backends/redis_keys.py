@@ -8,8 +8,10 @@ page cursor as JSON with an expiry;
 Durable streams are ``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on
 ``state:<fleet>``. What steers a namespace is under ``control:`` (``redis_control.py``): ``version``,
 ``policies``, ``rules`` (a hash of id to JSON) with ``rule-order``, ``rule-hits`` and ``rule-draws``,
-``buckets`` and ``wake-ups``. The HS256 secret of bearer tokens that replicas share is ``jwt-secret``, and
-the virtual clock is ``clock`` (both under the default prefix only).
+and ``buckets``; its journal under ``journal:`` (``redis_journal.py``). Under the default prefix only: the
+HS256 secret of bearer tokens that replicas share is ``jwt-secret``, the virtual clock ``clock``, the
+namespaces other than the default one ``namespaces`` and the scheduled wake-ups of every namespace
+``wake-ups``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,18 @@ class RedisKeys:
     @property
     def clock(self) -> str:
         return f"{self.prefix}:clock"
+
+    @property
+    def namespaces(self) -> str:
+        return f"{self.prefix}:namespaces"
+
+    @property
+    def wake_ups(self) -> str:
+        return f"{self.prefix}:wake-ups"
+
+    def journal(self, part: str) -> str:
+        """One of the keys of the namespace's shared journal (``entries``, ``sequence``, ``bytes``)."""
+        return f"{self.prefix}:journal:{part}"
 
     def control(self, part: str) -> str:
         """One of the keys of what steers the namespace (``version``, ``policies``, ``rules``...)."""

@@ -1,10 +1,11 @@
 """The call journal of a namespace: every call to the emulated API, for tests to check what a client did.
 
 Entries are kept in memory, per process and namespace, and each has an increasing sequence number so that a
-test can read only what came after the last entry it saw. Requests and stream messages are kept as their
-bytes (``Kept``; a message object takes five times as much memory), read back only when the journal is
-read; the API layer cuts a request larger than it journals whole. Memory is bounded three ways, the oldest
-entries dropped first: at most ``capacity`` entries and ``budget_bytes`` per namespace, and
+test can read only what came after the last entry it saw. On Redis finished entries move to the
+namespace's ``JournalStore``, shared by the replicas (see ``Journal``). Requests and stream messages are
+kept as their bytes (``Kept``; a message object takes five times as much memory), read back only when the
+journal is read; the API layer cuts a request larger than it journals whole. Memory is bounded three ways,
+the oldest entries dropped first: at most ``capacity`` entries and ``budget_bytes`` per namespace, and
 ``JournalPool.total_bytes`` for the journals of all namespaces together (the entry dropped is then the
 oldest of all). An entry counts its own overhead, its headers and the bytes it keeps; a stream's entry
 grows with each message it keeps (at most ``MAX_MESSAGES``), and one dropped while its stream goes on
@@ -14,12 +15,20 @@ keeps none. Every pool alive is listed by ``live_pools``, which the metrics read
 from __future__ import annotations
 
 import itertools
+import logging
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fleet_emulator.domain.errors import Unavailable
+
+if TYPE_CHECKING:
+    from fleet_emulator.backends.base import JournalStore
+
+log = logging.getLogger(__name__)
 
 CAPACITY = 10_000
 BUDGET_BYTES = 16 * 1024 * 1024
@@ -111,14 +120,16 @@ class JournalPool:
         self.journals: set[Journal] = set()
         _pools.add(self)
 
-    def journal(self, capacity: int = CAPACITY, budget_bytes: int = BUDGET_BYTES) -> Journal:
-        made = Journal(capacity, budget_bytes, self)
+    def journal(
+        self, capacity: int = CAPACITY, budget_bytes: int = BUDGET_BYTES, store: JournalStore | None = None
+    ) -> Journal:
+        made = Journal(capacity, budget_bytes, self, store)
         self.journals.add(made)
         return made
 
     def forget(self, journal: Journal) -> None:
         """A journal that goes away with its namespace."""
-        journal.clear()
+        journal.forget_all()
         self.journals.discard(journal)
 
     def shed(self) -> None:
@@ -138,12 +149,21 @@ def live_pools() -> list[JournalPool]:
 
 
 class Journal:
+    """The entries of one namespace. With a ``store`` (Redis), an entry stays here while its call runs and
+    moves to the store when it finishes, numbered by the store, so that every replica lists the calls of
+    all; a stream is numbered when it starts (``numbered``), so that it is listed while it runs too."""
+
     def __init__(
-        self, capacity: int = CAPACITY, budget_bytes: int = BUDGET_BYTES, pool: JournalPool | None = None
+        self,
+        capacity: int = CAPACITY,
+        budget_bytes: int = BUDGET_BYTES,
+        pool: JournalPool | None = None,
+        store: JournalStore | None = None,
     ) -> None:
         self.capacity = capacity
         self.budget_bytes = budget_bytes
         self.pool = pool or JournalPool()
+        self.store = store
         self.entries: deque[JournalEntry] = deque()
         self.used = 0
         self._sequence = 0
@@ -152,8 +172,10 @@ class Journal:
         return iter(self.entries)
 
     def add(self, entry: JournalEntry) -> JournalEntry:
-        self._sequence += 1
-        entry.sequence, entry.order, entry.journal = self._sequence, next(_order), self
+        if self.store is None:
+            self._sequence += 1
+            entry.sequence = self._sequence
+        entry.order, entry.journal = next(_order), self
         kept = entry.request.size if entry.request is not None else 0
         entry.size = ENTRY_OVERHEAD_BYTES + metadata_size(entry.metadata) + kept
         self.entries.append(entry)
@@ -171,18 +193,45 @@ class Journal:
             self.drop_oldest()
         self.pool.shed()
 
+    async def numbered(self, entry: JournalEntry) -> None:
+        """Number a running entry now (a stream's), where the store numbers entries."""
+        if self.store is not None:
+            entry.sequence = await self.store.sequence()
+
+    async def finished(self, entry: JournalEntry) -> None:
+        """The entry's call ended: where there is a store, the entry moves there (unless it was dropped
+        meanwhile: its namespace deleted, or its journal cleared or full)."""
+        if self.store is None or entry.journal is not self:
+            return
+        self.entries.remove(entry)
+        try:
+            await self.store.keep(entry, self.capacity, self.budget_bytes)
+        except Unavailable as exc:  # the call itself is over: its answer stands, its entry is lost
+            log.warning("a journal entry of %s was lost: %s", entry.method, exc.message)
+        finally:
+            self._forget(entry)
+
     def drop_oldest(self) -> None:
-        entry = self.entries.popleft()
+        self._forget(self.entries.popleft())
+
+    def _forget(self, entry: JournalEntry) -> None:
         entry.journal = None
         entry.messages.clear()  # its stream may go on and hold the entry: not the messages
         self.used -= entry.size
         self.pool.used -= entry.size
 
-    def find(
+    async def listed(self) -> list[JournalEntry]:
+        """Every entry, oldest first: the store's and the running ones numbered so far."""
+        if self.store is None:
+            return list(self.entries)
+        running = [e for e in self.entries if e.sequence]
+        return sorted([*await self.store.entries(), *running], key=lambda e: e.sequence)
+
+    async def find(
         self, method: str = "", flow_id: str = "", code: int | None = None, after: int = 0, limit: int = 100
     ) -> list[JournalEntry]:
         found = []
-        for entry in self.entries:
+        for entry in await self.listed():
             if entry.sequence <= after or (flow_id and entry.flow_id != flow_id):
                 continue
             if method and method not in (entry.method.lstrip("/"), entry.method.rsplit("/", 1)[-1]):
@@ -194,7 +243,12 @@ class Journal:
                 break
         return found
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
+        count = self.forget_all()
+        return await self.store.clear() if self.store is not None else count
+
+    def forget_all(self) -> int:
+        """Drop the entries this process holds (the store's stay)."""
         count = len(self.entries)
         while self.entries:
             self.drop_oldest()

@@ -26,7 +26,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from fleet_emulator.backends.base import Backend
+from fleet_emulator.backends.base import Backend, NamespaceRegistry
+from fleet_emulator.backends.memory_control import MemoryNamespaceRegistry
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.emulation import Emulation
@@ -122,7 +123,7 @@ class Namespace:
         """Back to the namespace's scenario and starting policies: state, streams, faults, journal,
         rate-limit buckets and wake-ups are forgotten."""
         await self.emulation.reset(self.scenario)
-        self.journal.clear()
+        self.journal.forget_all()
         await self.refresh()
 
     async def load(self, scenario: Scenario) -> None:
@@ -148,8 +149,10 @@ class Namespaces:
         policies: Policies = DEFAULT_POLICIES,
         jwt_secret: str = "",
         limits: NamespaceLimits | None = None,
+        registry: NamespaceRegistry | None = None,
     ) -> None:
         self.make_backend = make_backend
+        self.registry = registry or MemoryNamespaceRegistry()
         self.policies = policies
         self.jwt_secret = jwt_secret  # HS256 secret of the bearer tokens (Settings.jwt_secret)
         self.clock = clock
@@ -162,10 +165,14 @@ class Namespaces:
 
     def _build(self, name: str) -> Namespace:
         emulation = Emulation.build(self.make_backend(name), self.clock, self.stream_settings)
-        journal = self.journals.journal(budget_bytes=self.limits.journal_bytes)
+        journal = self.journals.journal(
+            budget_bytes=self.limits.journal_bytes, store=emulation.backend.journal
+        )
         return Namespace(name, emulation, self.scenario, journal, self.policies)
 
     async def _create(self, name: str) -> Namespace:
+        if not await self.registry.add(name, self.limits.max_namespaces):
+            raise self._full()
         namespace = self._build(name)
         try:
             await namespace.emulation.fleets.seed(self.scenario)
@@ -181,8 +188,6 @@ class Namespaces:
         check_name(name)
         creating = self._others.get(name)
         if creating is None or (creating.done() and creating.exception() is not None):
-            if creating is None and len(self._others) >= self.limits.max_namespaces:
-                raise self._full()
             creating = self._others[name] = asyncio.ensure_future(self._create(name))
         namespace = await asyncio.shield(creating)
         namespace.last_used = time.monotonic()
@@ -230,6 +235,7 @@ class Namespaces:
         try:
             known = not await namespace.emulation.backend.state.claim_seeding() or known
             await namespace.emulation.backend.clear()
+            await self.registry.remove(name)
         finally:
             await self._free(namespace)
         return known
@@ -244,6 +250,7 @@ class Namespaces:
         for namespace in idle:
             del self._others[namespace.name]
             await self._free(namespace)
+            await self.registry.dropped(namespace.name)
         return [n.name for n in idle]
 
     async def _free(self, namespace: Namespace) -> None:
@@ -272,10 +279,14 @@ class Namespaces:
             namespace.cut(stopping, streams_only=True)
 
     async def settle_wake_ups(self) -> None:
-        """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``)."""
+        """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``): those this
+        process holds, and those with a wake-up due that another replica scheduled."""
         await self.clock.refresh()
-        for namespace in self.created():
-            await namespace.emulation.wake_ups.settle_due()
+        names = {n.name for n in self.created()} | set(
+            await self.registry.with_wake_ups_due(self.clock.now())
+        )
+        for name in sorted(names):
+            await (await self.get(name)).emulation.wake_ups.settle_due()
 
     async def close(self) -> None:
         for namespace in self.created():
