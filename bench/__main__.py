@@ -2,7 +2,8 @@
 
 The server side (the server under test, and Redis) runs on core 0 and the load (h2load, the stream clients)
 on the other cores, so the load never takes the server's core; the workers rows have a placement of their
-own (``bench.workers``). Every window lasts ``--seconds`` (15 by default) after ``--warmup`` seconds not
+own (``bench.workers``), and so have the scale-out rows (``bench.scale_out``). Every window lasts
+``--seconds`` (15 by default) after ``--warmup`` seconds not
 measured; ``--quick`` shortens them (and the replay) for a rough check in about two minutes, and options
 given with it still apply. ``--only`` runs some of the benchmarks. A missed bar is reported in the tables,
 not by the exit status: this is a benchmark, not a test; a benchmark that breaks is reported (with its
@@ -35,6 +36,7 @@ from bench.report import (
     format_table,
     write_results,
 )
+from bench.scale_out import run_scale_out_benchmarks, scale_out_placement
 from bench.streaming import run_stream_benchmarks
 from bench.unary import run_unary_benchmarks
 from bench.workers import run_worker_benchmarks, workers_placement
@@ -44,6 +46,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "unary": run_unary_benchmarks,
     "streams": run_stream_benchmarks,
     "workers": run_worker_benchmarks,
+    "scale-out": run_scale_out_benchmarks,
 }
 QUICK = Load(
     warmup_seconds=1.0,
@@ -99,7 +102,8 @@ def main() -> None:
     where = placement()
     pin(where.load)
     preamble = (
-        f"placement: {where.describe()}; workers rows: {workers_placement().describe()}\n"
+        f"placement: {where.describe()}; workers rows: {workers_placement().describe()}; scale-out rows: "
+        f"{scale_out_placement().describe()}\n"
         f"windows: {load.warmup_seconds:g} s warm-up, then {load.seconds:g} s measured; unary load from "
         f"{h2load} (-c {load.connections} -m {load.in_flight})\n"
         "CPU us/op: the server side's CPU (Redis included) per operation; load cores: the load generator's "

@@ -1,4 +1,5 @@
-"""Shared fixtures: an in-process emulator on a free port, a channel to it, and a private Redis."""
+"""Shared fixtures: an in-process emulator on a free port, a channel to it, a private Redis and a private
+Redis Cluster (three masters with a replica each)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import grpc
 import pytest
 
 from fleet_emulator.server import Emulator, Settings
+from tests.redis_cluster import RedisCluster, redis_cli
 from tests.redis_server import RedisServer
 
 
@@ -35,6 +37,31 @@ def redis_url(redis_server: RedisServer) -> str:
     """The URL of the session's private Redis, emptied for this test."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One Redis Cluster for the test session (six redis-servers started by the tests on free ports)."""
+    if redis_cli() is None:
+        pytest.skip("no redis-cli on PATH to create a Redis Cluster with")
+    cluster = RedisCluster(Path(tmp_path_factory.mktemp("redis-cluster")))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    """The ``redis+cluster://`` URL of the session's private cluster, emptied for this test."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def shared_redis_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a private Redis, then of a private Redis Cluster, emptied for this test."""
+    url: str = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+    return url
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
 SIZE_UNITS = {"B": 1, "KB": 10**3, "KiB": 2**10, "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30}
 MAX_RETENTION = timedelta(days=365)
 LONGEST_WAKE_UP = timedelta(hours=1)
+MAX_WAIT_REPLICAS = 16
 EXIT_SETTING = 2  # an option's value is invalid, or options do not fit together
 EXIT_SCENARIO = 3  # the scenario cannot be loaded
 log = logging.getLogger("fleet_emulator.cli")
@@ -163,6 +164,13 @@ class ByteSize(click.ParamType[int, Any]):
     default="30s",
     type=Duration(minimum=timedelta(seconds=0.1)),
     help="How long to wait at start for Redis to answer before giving up.",
+)
+@option(
+    "--redis-wait-replicas",
+    default=0,
+    type=click.IntRange(0, MAX_WAIT_REPLICAS),
+    help="Replicas each write waits for (WAIT) before it is acknowledged; fewer within 1 s is UNAVAILABLE. "
+    "0: acknowledged by the master alone, which a fail-over may lose.",
 )
 @option(
     "--scenario",
@@ -358,6 +366,10 @@ def settings_from(options: dict[str, Any]) -> Settings:
     backend, url = options["backend"], options["redis_url"]
     if backend == "redis" and (problem := check_redis_url(url)):
         raise SettingError("--redis-url", f"{safe_url(url)!r} {problem}")
+    if backend != "redis" and options["redis_wait_replicas"]:
+        raise SettingError(
+            "--redis-wait-replicas", "needs --backend redis: the memory backend has no replicas"
+        )
     if options["workers"] > 1:
         _check_workers(options)
     if options["wake_up_delay_min"] > options["wake_up_delay_max"]:
@@ -395,6 +407,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
         scenario=options["scenario"],
         redis_url=url,
         redis_connect_timeout=options["redis_connect_timeout"],
+        redis_wait_replicas=options["redis_wait_replicas"],
         retention=options["retention"],
         max_stream_length=options["max_stream_length"],
         admin_port=admin,

@@ -84,6 +84,7 @@ class Settings:
     scenario: Path | None = None
     redis_url: str = "redis://localhost:6379/0"
     redis_connect_timeout: timedelta = timedelta(seconds=30)
+    redis_wait_replicas: int = 0  # replicas each write waits for (WAIT); 0: acknowledged by the master alone
     retention: timedelta = DEFAULT_RETENTION
     max_stream_length: int = MAX_LENGTH
     admin_port: int = ADMIN_SAME_PORT  # a port of its own (0: a free one), or ADMIN_SAME_PORT, ADMIN_OFF
@@ -202,7 +203,9 @@ class Emulator:
         self, settings: Settings, clock: EmulatorClock | None = None, backends: Backends | None = None
     ) -> None:
         self.settings = settings
-        self.backends = backends or backends_for(settings.backend, settings.redis_url)
+        self.backends = backends or backends_for(
+            settings.backend, settings.redis_url, settings.redis_wait_replicas
+        )
         self.clock = clock or EmulatorClock()
         self.clock.store = self.clock.store or self.backends.clock_store()
         scenario = load_scenario(settings.scenario, self.clock.now())
@@ -312,6 +315,7 @@ class Emulator:
         self.tasks.start("backend-health", self.health.follow)
         self.tasks.start("wake-ups", self._settle_wake_ups)
         self.tasks.start("idle-namespaces", self._drop_idle_namespaces)
+        self.tasks.start("namespace-deletions", self.namespaces.follow_deletions)
         if (trim := _malloc_trim()) is not None:
             self.tasks.start("memory-trim", functools.partial(self._trim_memory, trim))
         if self.settings.simulate:

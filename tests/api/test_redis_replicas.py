@@ -1,4 +1,5 @@
-"""Two emulators on one Redis act as one: page tokens travel between them and survive a restart."""
+"""Two emulators on one Redis, or on one Redis Cluster, act as one: page tokens travel between them and
+survive a restart."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ async def replica(redis_url: str) -> AsyncIterator[pb_grpc.FleetStateServiceAsyn
         await emulator.stop()
 
 
-async def test_a_page_token_from_one_replica_works_on_the_other(redis_url: str) -> None:
-    async with replica(redis_url) as first, replica(redis_url) as second:
+async def test_a_page_token_from_one_replica_works_on_the_other(shared_redis_url: str) -> None:
+    async with replica(shared_redis_url) as first, replica(shared_redis_url) as second:
         page_one = await first.ListVehicles(pb.ListVehiclesRequest(fleet_id="hamburg", page_size=20))
         page_two = await second.ListVehicles(
             pb.ListVehiclesRequest(fleet_id="hamburg", page_size=20, page_token=page_one.next_page_token)
@@ -34,11 +35,11 @@ async def test_a_page_token_from_one_replica_works_on_the_other(redis_url: str) 
     assert page_two.next_page_token == ""
 
 
-async def test_state_and_tokens_survive_an_emulator_restart(redis_url: str) -> None:
-    async with replica(redis_url) as before:
+async def test_state_and_tokens_survive_an_emulator_restart(shared_redis_url: str) -> None:
+    async with replica(shared_redis_url) as before:
         first = await before.ListVehicles(pb.ListVehiclesRequest(fleet_id="hamburg", page_size=5))
         fleet = (await before.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"))).fleet
-    async with replica(redis_url) as after:
+    async with replica(shared_redis_url) as after:
         assert (await after.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"))).fleet == fleet
         request = pb.ListVehiclesRequest(fleet_id="hamburg", page_size=5, page_token=first.next_page_token)
         second = await after.ListVehicles(request)

@@ -14,7 +14,7 @@ from tests.waiting import eventually
 STREAM = "fleets/hamburg/vehicle-events"
 CYCLES = 40
 BATCHES = 3
-POOL_SLACK = 3
+POOL_SLACK = 10  # idle connections the pool may keep: calls of one cycle overlap the next on a busy machine
 
 
 async def open_and_drop(target: Target) -> None:

@@ -1,4 +1,5 @@
-"""The backend contract fixtures: every contract test runs once per backend, memory and Redis."""
+"""The backend contract fixtures: every contract test runs once per backend: memory, Redis, Redis Cluster,
+and Redis Cluster with every write waiting for a replica (``--redis-wait-replicas 1``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from fleet_emulator.backends.factory import Backends, MemoryBackends, RedisBacke
 
 
 def backends_of(kind: str, request: pytest.FixtureRequest) -> Backends:
-    return MemoryBackends() if kind == "memory" else RedisBackends(request.getfixturevalue("redis_url"))
+    if kind == "memory":
+        return MemoryBackends()
+    if kind == "redis":
+        return RedisBackends(request.getfixturevalue("redis_url"))
+    return RedisBackends(request.getfixturevalue("redis_cluster_url"), 1 if kind == "cluster-wait" else 0)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster", "cluster-wait"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     backends = backends_of(request.param, request)
     made = backends("")

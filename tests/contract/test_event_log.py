@@ -92,3 +92,22 @@ async def test_clear_forgets_streams(events: EventLog) -> None:
     await events.clear()
     assert await events.read("s", ZERO, 10) == []
     assert await events.last_id("s") == ZERO
+
+
+async def test_an_event_appended_once_is_not_appended_again_while_retained(events: EventLog) -> None:
+    first, appended = await events.append_once("s", event(1), T0, FOREVER)
+    assert appended
+    await events.append("s", event(2), T0 + timedelta(seconds=1), FOREVER)
+    again = await events.append_once("s", event(1), T0 + timedelta(seconds=2), FOREVER)
+    assert again == (first, False)
+    assert [e.event.id for e in await events.read("s", ZERO, 10)] == [event(1).id, event(2).id]
+    keep_after = T0 + timedelta(milliseconds=500)  # its first entry went with the retention window
+    later, appended_later = await events.append_once("s", event(1), T0 + timedelta(seconds=3), keep_after)
+    assert appended_later and later > first
+
+
+async def test_of_concurrent_appends_of_one_event_id_one_appends(events: EventLog) -> None:
+    outcomes = await asyncio.gather(*(events.append_once("s", event(7), T0, FOREVER) for _ in range(10)))
+    assert [appended for _, appended in outcomes].count(True) == 1
+    assert len({message_id for message_id, _ in outcomes}) == 1
+    assert len(await events.read("s", ZERO, 100)) == 1

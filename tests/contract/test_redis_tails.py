@@ -39,7 +39,7 @@ async def redis_log(url: str, window: int = 2_000, block_ms: int = 1_000) -> Asy
     """An event log whose shared tails name their connections, so that ``CLIENT LIST`` can count them."""
     backends = RedisBackends(url)
 
-    def connect() -> aioredis.Redis:
+    async def connect(key: str) -> aioredis.Redis:
         return backends.new_event_client(single_connection_client=True, client_name=TAIL_NAME)
 
     log = RedisEventLog(backends.event_client, RedisKeys(), connect, window=window, block_ms=block_ms)

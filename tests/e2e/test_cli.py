@@ -41,6 +41,7 @@ OPTIONS = {  # option -> the environment variable README.md documents for it
     "--scenario": "FLEET_EMULATOR_SCENARIO",
     "--log-level": "FLEET_EMULATOR_LOG_LEVEL",
     "--redis-url": "FLEET_EMULATOR_REDIS_URL",
+    "--redis-wait-replicas": "FLEET_EMULATOR_REDIS_WAIT_REPLICAS",
     "--retention": "FLEET_EMULATOR_RETENTION",
 }
 SMALL_SCENARIO = """\

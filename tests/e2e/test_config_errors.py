@@ -125,6 +125,30 @@ def assert_error_line(line: str, setting: str, finished: Finished) -> str:
             "--redis-url",
             id="redis-url-no-scheme-from-env",
         ),
+        pytest.param(
+            ["--backend", "redis", "--redis-url", "redis+cluster://127.0.0.1:7000/1"],
+            {},
+            "--redis-url",
+            id="redis-cluster-url-database-1",
+        ),
+        pytest.param(
+            ["--backend", "redis", "--redis-wait-replicas", "-1"],
+            {},
+            "--redis-wait-replicas",
+            id="negative-redis-wait-replicas",
+        ),
+        pytest.param(
+            ["--backend", "redis"],
+            {"FLEET_EMULATOR_REDIS_WAIT_REPLICAS": "all"},
+            "--redis-wait-replicas",
+            id="garbled-redis-wait-replicas-from-env",
+        ),
+        pytest.param(
+            ["--redis-wait-replicas", "1"],
+            {},
+            "--redis-wait-replicas",
+            id="redis-wait-replicas-without-redis",
+        ),
         pytest.param(["--grace-period", "-1s"], {}, "--grace-period", id="negative-grace-period"),
         pytest.param(["--health-interval", "soon"], {}, "--health-interval", id="garbled-health-interval"),
         pytest.param(
@@ -363,4 +387,33 @@ def test_a_database_index_redis_refuses_ends_the_start_at_once_with_exit_code_5(
 
     cause = assert_last_line(finished, EXIT_REDIS, "--redis-url")
     assert "DB index is out of range" in cause, finished.report()
+    assert finished.seconds <= PROMPT_S, finished.report()
+
+
+@pytest.mark.redis
+def test_a_redis_without_the_replicas_to_wait_for_is_given_up_after_the_connect_timeout_with_exit_code_5(
+    redis_url: str,
+) -> None:
+    finished = run_serve(
+        "--backend", "redis", "--redis-url", redis_url, "--redis-wait-replicas", "1",
+        "--redis-connect-timeout", CONNECT_TIMEOUT,
+    )  # fmt: skip
+
+    cause = assert_last_line(finished, EXIT_REDIS, "--redis-url")
+    assert "--redis-wait-replicas asks for 1" in cause, finished.report()
+    assert names_the_timeout(cause), finished.report()
+
+
+@pytest.mark.redis
+def test_a_redis_that_is_no_cluster_behind_a_cluster_url_ends_the_start_at_once_with_exit_code_5(
+    redis_server: RedisServer,
+) -> None:
+    url = f"redis+cluster://127.0.0.1:{redis_server.port}/0"
+
+    finished = run_serve(
+        "--backend", "redis", "--redis-url", url, "--redis-connect-timeout", LONG_CONNECT_TIMEOUT
+    )
+
+    cause = assert_last_line(finished, EXIT_REDIS, "--redis-url")
+    assert "Cluster mode is not enabled" in cause, finished.report()
     assert finished.seconds <= PROMPT_S, finished.report()

@@ -1,4 +1,5 @@
-"""Several ``fleet-emulator serve`` processes on one Redis act as one emulator, and survive restarts.
+"""Several ``fleet-emulator serve`` processes on one Redis (or one Redis Cluster) act as one emulator, and
+survive restarts.
 
 Real processes, a real redis-server started by the tests, real gRPC clients: an event published through
 one replica arrives on a stream opened on the other, a page token from one works on the other, a state
@@ -57,10 +58,10 @@ async def replica(redis_url: str, log: Path, port: int | None = None) -> AsyncIt
     assert code == 0, process.output()
 
 
-async def test_two_replicas_on_one_redis_act_as_one(redis_url: str, tmp_path: Path) -> None:
+async def test_two_replicas_on_one_redis_act_as_one(shared_redis_url: str, tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(replica(redis_url, tmp_path / "a.log"))
-        b = await stack.enter_async_context(replica(redis_url, tmp_path / "b.log"))
+        a = await stack.enter_async_context(replica(shared_redis_url, tmp_path / "a.log"))
+        b = await stack.enter_async_context(replica(shared_redis_url, tmp_path / "b.log"))
 
         events: Any = b.api.StreamVehicleEvents(pb.StreamRequest(event_id=STREAM))
         states: Any = b.api.SubscribeToVehicleStates(

@@ -392,3 +392,58 @@ async def test_the_journal_and_the_client_report_hold_the_calls_of_every_replica
     assert later == ["call-4"]
     [(client, [(practice, calls)])] = report
     assert (client, practice) == ("127.0.0.1", "POLLING_TOO_OFTEN") and calls >= 2
+
+
+async def test_a_namespace_deleted_through_one_replica_cuts_off_its_streams_on_another(
+    one_and_three: Any,
+) -> None:
+    async def scenario(turn: Callable[[], Client]) -> list[Any]:
+        client = turn()
+        namespace = dict(client.metadata)["x-emulator-namespace"]
+        stream = client.api.StreamVehicleEvents(
+            pb.StreamRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
+        )
+        await stream.read()  # the position: the stream runs
+        client = turn()
+        deleted = await client.admin.DeleteNamespace(adm.DeleteNamespaceRequest(namespace=namespace))
+        try:
+            await asyncio.wait_for(stream.read(), 10)
+            ended = "OK"
+        except grpc.aio.AioRpcError as error:
+            ended = f"{error.code().name} {error.details()}"
+        client = turn()
+        fleets = await client.api.ListFleets(pb.ListFleetsRequest(), metadata=client.metadata)
+        return [deleted.existed, ended, len(fleets.fleets) > 0]
+
+    seen = await same_through_one_and_three(one_and_three, scenario)
+    assert seen[0] is True and seen[2] is True
+    assert seen[1].startswith("UNAVAILABLE the namespace was deleted")
+
+
+async def test_a_publish_retried_through_another_replica_is_not_published_again(one_and_three: Any) -> None:
+    async def scenario(turn: Callable[[], Client]) -> list[Any]:
+        client = turn()
+        since = (
+            await client.api.PollVehicleEvents(
+                pb.PollRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
+            )
+        ).message_id
+        event = pb.Event(
+            id="publisher-7",
+            vehicle_id=SEED_VEHICLE,
+            lock_changed=pb.LockChanged(lock_state=pb.LOCK_STATE_LOCKED),
+        )
+        answers = []
+        for _ in range(3):
+            client = turn()
+            published = await client.admin.PublishEvent(
+                adm.PublishEventRequest(event=event), metadata=client.metadata
+            )
+            answers.append((published.message_id, published.event.publish_time.ToJsonString()))
+        client = turn()
+        request = pb.PollRequest(event_id=HAMBURG_EVENTS, last_message_id=since)
+        events = (await client.api.PollVehicleEvents(request, metadata=client.metadata)).events
+        return [len(set(answers)), [e.id for e in events]]
+
+    seen = await same_through_one_and_three(one_and_three, scenario)
+    assert seen == [1, ["publisher-7"]]

@@ -118,6 +118,14 @@ class EventLog(Protocol):
         id of the entry appended before it."""
         ...
 
+    async def append_once(
+        self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
+    ) -> tuple[MessageId, bool]:
+        """Like ``append`` (the id and True), unless an event with this id was appended with
+        ``append_once`` and is still retained: then nothing is appended (its id and False). Atomic: of
+        concurrent callers with one event id, one appends."""
+        ...
+
     async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
         """Up to ``limit`` retained entries after ``after``, oldest first."""
         ...
@@ -256,6 +264,15 @@ class NamespaceRegistry(Protocol):
         ...
 
     async def remove(self, name: str) -> None: ...
+
+    async def announce_deleted(self, name: str) -> None:
+        """Tell every replica that the namespace was deleted, so that each cuts off its calls in it."""
+        ...
+
+    def deletions(self) -> AsyncIterator[str]:
+        """The namespaces other replicas deleted, as announced, until the connection fails (then an
+        exception: the caller listens again); nothing on the memory backend, whose one process knows."""
+        ...
 
     async def dropped(self, name: str) -> None:
         """A process dropped the namespace for being idle: forgotten where its state goes with it (memory),

@@ -7,6 +7,12 @@ credentials) is ``BackendUnusable`` at once. ``shared_secret`` settles the HS256
 tokens when none is configured: a random one per process in memory, one random secret created once and
 read by every replica on Redis. ``check_redis_url`` tells what is wrong with a URL before anything
 connects.
+
+A ``redis+cluster://`` URL gives a Redis Cluster (``redis_clients.py``): the keys of a namespace are
+hash-tagged into one slot and each stream into one of its own (``RedisKeys.of``), the tails of streams and
+the state feed's subscription each get a connection of their own to the master serving their slot. With
+``wait_replicas`` (``--redis-wait-replicas``) every write waits for that many replicas, and the start waits
+until every master has them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -32,6 +38,14 @@ from fleet_emulator.backends.memory_control import (
     MemoryNamespaceRegistry,
 )
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
+from fleet_emulator.backends.redis_clients import (
+    ClusterClient,
+    Replication,
+    WaitingRedis,
+    is_cluster_url,
+    node_url,
+    plain_url,
+)
 from fleet_emulator.backends.redis_control import (
     RedisClockStore,
     RedisControlStore,
@@ -40,7 +54,7 @@ from fleet_emulator.backends.redis_control import (
 from fleet_emulator.backends.redis_errors import FAILURES
 from fleet_emulator.backends.redis_events import RedisEventLog, RedisStateFeed
 from fleet_emulator.backends.redis_journal import RedisJournalStore
-from fleet_emulator.backends.redis_keys import DEFAULT_PREFIX, RedisKeys
+from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.backends.redis_state import RedisStateStore
 from fleet_emulator.domain.background import keep_cancellation
 from fleet_emulator.telemetry.metrics import REDIS
@@ -54,7 +68,7 @@ UNUSABLE = (
     redis.exceptions.InvalidResponse,
     redis.exceptions.AuthenticationError,
 )
-SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 PROBE_TIMEOUT_S = 2.0  # each wait of the start-up ping
 FIRST_RETRY_S = 0.1  # then doubling up to 2 s
 
@@ -67,26 +81,54 @@ class BackendUnusable(Exception):
     """The backend answered, but it cannot be used as it is configured."""
 
 
+class TooFewReplicas(Exception):
+    """A master has fewer replicas than each write is to wait for (at start: waited for)."""
+
+
 def check_redis_url(url: str) -> str | None:
     """What is wrong with a Redis URL, or None when redis-py can use it."""
     if urlsplit(url).scheme not in SCHEMES:
-        return "must start with redis://, rediss:// or unix://, e.g. redis://localhost:6379/0"
+        return (
+            "must start with redis://, rediss://, unix:// or (a Redis Cluster) redis+cluster:// or "
+            "rediss+cluster://, e.g. redis://localhost:6379/0"
+        )
     try:
-        options = parse_url(url)
+        options = parse_url(plain_url(url))
     except ValueError as exc:
         return str(exc)
     database = options.get("db", 0)
     if not isinstance(database, int) or database < 0:
         return "the path must be a database number, e.g. /0"
+    if is_cluster_url(url) and database != 0:
+        return "names a Redis Cluster, which has database 0 only"
     return None
+
+
+def _online_replicas(replication: dict[str, Any]) -> int:
+    """The replicas in sync with a master, from its ``INFO replication`` (``slave0:...,state=online``)."""
+    return sum(
+        1
+        for name, replica in replication.items()
+        if name.startswith("slave") and isinstance(replica, dict) and replica.get("state") == "online"
+    )
+
+
+def _unwrapped(exc: Exception) -> BaseException:
+    """Why a cluster client could not connect ("Redis Cluster cannot be connected" says that no node answered;
+    its cause says why), else ``exc``."""
+    if isinstance(exc, redis.exceptions.RedisClusterException) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
 def _cause(exc: BaseException) -> str:
     """What went wrong, in the operating system's words where there are some ("Connection refused")."""
     seen: BaseException | None = exc
-    while seen is not None:
+    chain: set[int] = set()
+    while seen is not None and id(seen) not in chain:
         if isinstance(seen, OSError) and seen.errno:
             return os.strerror(seen.errno)
+        chain.add(id(seen))
         seen = seen.__cause__ or seen.__context__
     return str(exc) or type(exc).__name__
 
@@ -144,38 +186,62 @@ class MemoryBackends:
         return None
 
 
+CLIENT_SETTINGS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 10,
+    "health_check_interval": 5,
+}
+
+
 class RedisBackends:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, wait_replicas: int = 0) -> None:
         self.url = url
+        self.cluster = is_cluster_url(url)
+        self.replication = Replication(wait_replicas)
         self.client = self.new_client(max_connections=MAX_POOLED_CONNECTIONS)
         self.event_client = self.new_event_client(max_connections=MAX_POOLED_CONNECTIONS)
 
     def new_client(self, **options: Any) -> aioredis.Redis:
-        settings: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_connect_timeout": 2,
-            "socket_timeout": 10,
-            "health_check_interval": 5,
-        }
-        return aioredis.Redis.from_url(self.url, **{**settings, **options})
+        """A client of the Redis, or of the cluster (``ClusterClient``: the same commands, typed as a plain
+        client so that the stores take either); its writes wait for the replicas asked for."""
+        settings = {**CLIENT_SETTINGS, **options}
+        if self.cluster:
+            settings.pop("single_connection_client", None)
+            return cast(aioredis.Redis, ClusterClient.of_url(self.url, self.replication, **settings))
+        if self.replication.replicas:
+            waiting = cast(WaitingRedis, WaitingRedis.from_url(self.url, **settings))
+            waiting.replication = self.replication
+            return waiting
+        return aioredis.Redis.from_url(self.url, **settings)
 
     def new_event_client(self, **options: Any) -> aioredis.Redis:
         """A client for the event log, which reads and writes text as latin-1 (``event_bytes.py``)."""
         return self.new_client(encoding=EVENT_ENCODING, **options)
 
+    async def connection_for(self, key: str, **options: Any) -> aioredis.Redis:
+        """A client on a connection of its own (a stream's tail, the state feed's subscription) for
+        ``key``: on a cluster, to the master serving the key's slot now."""
+        if not self.cluster:
+            return self.new_client(single_connection_client=True, **options)
+        node = await cast(ClusterClient, self.client).primary_for(key)
+        url = node_url(self.url, node.host, int(node.port))
+        settings = {**CLIENT_SETTINGS, **options, "single_connection_client": True}
+        return aioredis.Redis.from_url(url, **settings)
+
+    async def tail_connection(self, key: str) -> aioredis.Redis:
+        return await self.connection_for(key, encoding=EVENT_ENCODING)
+
     def __call__(self, namespace: str) -> Backend:
-        """Keys under ``fleet-emulator:`` for the default namespace, ``fleet-emulator:ns:<name>:`` else;
-        each stream's tail gets a connection of its own."""
-        keys = RedisKeys(f"{DEFAULT_PREFIX}:ns:{namespace}" if namespace else DEFAULT_PREFIX)
-        events = RedisEventLog(
-            self.event_client,
-            keys,
-            lambda: self.new_event_client(single_connection_client=True),
-        )
+        """Keys under ``fleet-emulator:`` for the default namespace, ``fleet-emulator:ns:<name>:`` else
+        (hash-tagged on a cluster); each stream's tail gets a connection of its own."""
+        keys = RedisKeys.of(namespace, cluster=self.cluster)
+        events = RedisEventLog(self.event_client, keys, self.tail_connection)
+        subscriber = self.connection_for if self.cluster else None
         return Backend(
             RedisStateStore(self.client, keys),
             events,
-            RedisStateFeed(self.client, keys),
+            RedisStateFeed(self.client, keys, subscriber),
             RedisControlStore(self.client, keys, namespace),
             RedisJournalStore(self.client, keys),
         )
@@ -193,16 +259,22 @@ class RedisBackends:
             while True:
                 try:
                     await probe.ping()
+                    await self._check_replicas(probe)
                     REDIS.answered()
                     return
-                except UNUSABLE as exc:
-                    raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
-                except FAILURES as exc:
+                except Exception as caught:
+                    exc = _unwrapped(caught)
+                    if isinstance(exc, (*UNUSABLE, redis.exceptions.RedisClusterException)):
+                        raise BackendUnusable(f"{safe_url(self.url)} cannot be used: {exc}") from None
+                    if not isinstance(exc, (*FAILURES, TooFewReplicas)):
+                        raise
                     REDIS.failed("connect")
                     left = deadline - time.monotonic()
                     if left <= 0:
+                        few = isinstance(exc, TooFewReplicas)
+                        what = "lacked replicas for" if few else "did not answer within"
                         raise BackendUnreachable(
-                            f"Redis at {safe_url(self.url)} did not answer within {timeout_s:g} s "
+                            f"Redis at {safe_url(self.url)} {what} {timeout_s:g} s "
                             f"(--redis-connect-timeout): {_cause(exc)}"
                         ) from None
                     if delay == FIRST_RETRY_S:
@@ -215,6 +287,23 @@ class RedisBackends:
             with contextlib.suppress(*FAILURES):
                 await probe.aclose()
 
+    async def _check_replicas(self, probe: aioredis.Redis) -> None:
+        """``TooFewReplicas`` unless every master has the replicas ``--redis-wait-replicas`` asks for."""
+        wanted = self.replication.replicas
+        if not wanted:
+            return
+        if self.cluster:
+            nodes = cast(ClusterClient, probe).get_primaries()
+            infos: Any = await probe.info("replication", target_nodes=nodes)
+            counts = [_online_replicas(info) for info in infos.values()]
+        else:
+            counts = [_online_replicas(await probe.info("replication"))]
+        if min(counts) < wanted:
+            raise TooFewReplicas(
+                f"a master has {min(counts)} replica{'' if min(counts) == 1 else 's'}, "
+                f"--redis-wait-replicas asks for {wanted}"
+            )
+
     async def shared_secret(self, candidate: str) -> str:
         key = RedisKeys().jwt_secret
         await self.client.set(key, candidate, nx=True)
@@ -225,7 +314,7 @@ class RedisBackends:
         return RedisClockStore(self.client, RedisKeys())
 
     def registry(self) -> NamespaceRegistry:
-        return RedisNamespaceRegistry(self.client)
+        return RedisNamespaceRegistry(self.client, self.connection_for)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -236,9 +325,9 @@ def memory_backend() -> Backend:
     return MemoryBackends()("")
 
 
-def backends_for(name: str, redis_url: str) -> Backends:
+def backends_for(name: str, redis_url: str, wait_replicas: int = 0) -> Backends:
     if name == "memory":
         return MemoryBackends()
     if name == "redis":
-        return RedisBackends(redis_url)
+        return RedisBackends(redis_url, wait_replicas)
     raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")

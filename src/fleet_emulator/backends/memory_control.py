@@ -4,7 +4,9 @@ Python objects."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from fleet_emulator.domain.faults import FaultRule
@@ -131,6 +133,13 @@ class MemoryNamespaceRegistry:
 
     async def dropped(self, name: str) -> None:
         await self.remove(name)
+
+    async def announce_deleted(self, name: str) -> None:
+        return None
+
+    async def deletions(self) -> AsyncIterator[str]:
+        await asyncio.Event().wait()  # the one process deleted it itself: nothing to hear of
+        yield ""
 
     async def with_wake_ups_due(self, now: datetime) -> list[str]:
         return []

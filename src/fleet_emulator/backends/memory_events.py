@@ -30,12 +30,16 @@ class _Stream:
     ids: list[MessageId] = field(default_factory=list)
     last: MessageId = ZERO
     appended: asyncio.Event = field(default_factory=asyncio.Event)
+    published: dict[str, MessageId] = field(default_factory=dict)  # event id -> message id, of append_once
 
     def trim(self, keep_after: datetime, max_length: int = 0) -> None:
         cut = bisect.bisect_left(self.ids, MessageId(epoch_ms(keep_after), 0))
         if max_length:
             cut = max(cut, len(self.ids) - max_length)
         del self.entries[:cut], self.ids[:cut]
+        if self.published and cut:
+            first = self.ids[0] if self.ids else self.last.next_after(0)
+            self.published = {e: m for e, m in self.published.items() if m >= first}
 
 
 class MemoryTail:
@@ -75,6 +79,17 @@ class MemoryEventLog:
         s.appended.set()
         s.appended = asyncio.Event()
         return message_id
+
+    async def append_once(
+        self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
+    ) -> tuple[MessageId, bool]:
+        s = self._stream(stream)
+        s.trim(keep_after, max_length)
+        known = s.published.get(event.id)
+        if known is not None:
+            return known, False
+        message_id = s.published[event.id] = await self.append(stream, event, now, keep_after, max_length)
+        return message_id, True
 
     async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
         s = self._stream(stream)

@@ -7,21 +7,26 @@ bucket is refilled and taken from in one step (the same steps as ``rate_limits.t
 as seconds and microseconds, so that the elapsed time stays exact in Lua's doubles). Each change of the
 policies or rules increments ``version``, which a namespace reads at the start of every call. Scheduled
 wake-ups of every namespace are one sorted set, ``<namespace>\n<vehicle id>`` by due time, so that any
-replica finds the namespaces with wake-ups due; the registry of namespaces is one set. The virtual
+replica finds the namespaces with wake-ups due; the registry of namespaces is one set, and a deletion is
+announced on a channel that every replica listens to. The virtual
 clock is one integer, microseconds since 1970: advancing it is ``INCRBY`` after a ``SET NX`` of the real
 time, so that two replicas advancing at once both count. Keys are listed in ``redis_keys.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from fleet_emulator.backends.redis_errors import mapped
+from fleet_emulator.backends.redis_errors import FAILURES, mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
+from fleet_emulator.domain.background import keep_cancellation
 from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.faults import FaultRule
 from fleet_emulator.domain.models import EPOCH
@@ -219,11 +224,15 @@ async def _due(client: aioredis.Redis, key: str, now: datetime) -> list[tuple[st
 
 
 class RedisNamespaceRegistry:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, connect: Callable[[str], Awaitable[aioredis.Redis]]) -> None:
+        """``connect`` gives a client on a connection of its own for a channel, to listen on."""
         self.client = client
+        self.connect = connect
         keys = RedisKeys()
         self.names = keys.namespaces
         self.wake_ups = keys.wake_ups
+        self.deleted_channel = keys.namespace_deleted
+        self.origin = uuid.uuid4().hex  # this process's announcements, which it does not act on again
         self._register = client.register_script(REGISTER)
 
     @mapped
@@ -236,6 +245,25 @@ class RedisNamespaceRegistry:
 
     async def dropped(self, name: str) -> None:
         return None
+
+    @mapped
+    async def announce_deleted(self, name: str) -> None:
+        await self.client.publish(self.deleted_channel, f"{self.origin}\n{name}")
+
+    async def deletions(self) -> AsyncIterator[str]:
+        client = await self.connect(self.deleted_channel)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.deleted_channel)
+            async for message in pubsub.listen():
+                keep_cancellation()
+                origin, _, name = str(message["data"]).partition("\n")
+                if origin != self.origin:
+                    yield name
+        finally:
+            with contextlib.suppress(*FAILURES):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await client.aclose()
 
     @mapped
     async def with_wake_ups_due(self, now: datetime) -> list[str]:

@@ -5,7 +5,9 @@ clock has not moved past it (so ids follow the emulator's clock, virtual or not)
 predecessor's id and the event as protobuf bytes (``event_bytes.py``), ``MINID`` trims the retention window
 (and ``XTRIM MAXLEN`` the oldest entries beyond the stream's length limit) and the last id is kept in its own
 key so that it outlives trimming. Each append carries a token kept beside the last id, so that an append
-sent again after its connection broke (``once_more_if_stale``) appends nothing the second time. Replay is
+sent again after its connection broke (``once_more_if_stale``) appends nothing the second time.
+``append_once`` first looks the event id up in a hash of the ids it appended (with a sorted set by time,
+to forget them as their entries go) and answers the retained message id instead of appending. Replay is
 ``XRANGE`` with an exclusive start. Tailing is shared (``redis_tails.py``): the log keeps one ``SharedTail``
 per stream with subscribers in this process, started with the first and stopped with the last, which does
 the stream's one ``XREAD BLOCK`` on a connection of its own; each subscriber keeps only its cursor and
@@ -24,7 +26,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -36,7 +38,14 @@ from fleet_emulator.backends.fanout import LocalFanout, Subscription
 from fleet_emulator.backends.memory_events import epoch_ms
 from fleet_emulator.backends.redis_errors import FAILURES, mapped, once_more_if_stale, unavailable
 from fleet_emulator.backends.redis_keys import RedisKeys
-from fleet_emulator.backends.redis_tails import BLOCK_MS, WINDOW, DecodedEntries, RedisTail, SharedTail
+from fleet_emulator.backends.redis_tails import (
+    BLOCK_MS,
+    WINDOW,
+    Connect,
+    DecodedEntries,
+    RedisTail,
+    SharedTail,
+)
 from fleet_emulator.domain.background import keep_cancellation, stop_task
 from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.events import Event, LogEntry
@@ -46,10 +55,10 @@ from fleet_emulator.telemetry.metrics import REDIS
 
 log = logging.getLogger(__name__)
 
-APPEND = """
+APPEND_STEPS = """
 local last = redis.call('GET', KEYS[2]) or '0-0'
 if redis.call('GET', KEYS[3]) == ARGV[5] then
-  return last
+  return {last, 1}
 end
 local dash = string.find(last, '-', 1, true)
 local last_ms = string.sub(last, 1, dash - 1)
@@ -65,8 +74,45 @@ if tonumber(ARGV[4]) > 0 then
 end
 redis.call('SET', KEYS[2], id)
 redis.call('SET', KEYS[3], ARGV[5])
-return id
 """
+APPEND = APPEND_STEPS + "return {id, 1}"
+APPEND_ONCE = (
+    """
+local function parts(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+end
+local function retained(id)
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  if not first then return false end
+  local ms, seq = parts(id)
+  local first_ms, first_seq = parts(first[1])
+  return ms > first_ms or (ms == first_ms and seq >= first_seq)
+end
+redis.call('XTRIM', KEYS[1], 'MINID', '=', ARGV[2])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', ARGV[4])
+end
+local known = redis.call('HGET', KEYS[4], ARGV[6])
+if known and retained(known) then
+  return {known, 0}
+end
+"""
+    + APPEND_STEPS
+    + """
+redis.call('HSET', KEYS[4], ARGV[6], id)
+redis.call('ZADD', KEYS[5], parts(id), ARGV[6])
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+local first_ms = parts(first[1])
+while true do
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. first_ms, 'LIMIT', 0, 1000)
+  if #gone == 0 then break end
+  redis.call('HDEL', KEYS[4], unpack(gone))
+  redis.call('ZREM', KEYS[5], unpack(gone))
+end
+return {id, 1}
+"""
+)
 
 
 class RedisEventLog:
@@ -74,12 +120,13 @@ class RedisEventLog:
         self,
         client: aioredis.Redis,
         keys: RedisKeys,
-        connect: Callable[[], aioredis.Redis],
+        connect: Connect,
         window: int = WINDOW,
         block_ms: int = BLOCK_MS,
     ) -> None:
-        """``connect`` makes the client of a shared tail's own connection; ``window`` is how many entries
-        a shared tail keeps, ``block_ms`` how long each of its ``XREAD BLOCK`` waits."""
+        """``connect`` makes the client of a shared tail's own connection (for the stream's key: on a
+        cluster, to the master serving its slot); ``window`` is how many entries a shared tail keeps,
+        ``block_ms`` how long each of its ``XREAD BLOCK`` waits."""
         self.client = client
         self.keys = keys
         self.connect = connect
@@ -87,13 +134,34 @@ class RedisEventLog:
         self.block_ms = block_ms
         self.entries = DecodedEntries()
         self._append = client.register_script(APPEND)
+        self._append_once = client.register_script(APPEND_ONCE)
         self._tails: dict[str, SharedTail] = {}
 
     @mapped
     async def append(
         self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
     ) -> MessageId:
-        keys = [self.keys.stream(stream), self.keys.stream_last(stream), self.keys.stream_last_append(stream)]
+        message_id, _ = await self._run(self._append, stream, event, now, keep_after, max_length)
+        return message_id
+
+    @mapped
+    async def append_once(
+        self, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int = 0
+    ) -> tuple[MessageId, bool]:
+        return await self._run(self._append_once, stream, event, now, keep_after, max_length)
+
+    async def _run(
+        self, script: Any, stream: str, event: Event, now: datetime, keep_after: datetime, max_length: int
+    ) -> tuple[MessageId, bool]:
+        """Run an append script: the id, and whether it appended (an append sent again after its
+        connection broke appends nothing the second time, and answers the id it appended)."""
+        keys = [
+            self.keys.stream(stream),
+            self.keys.stream_last(stream),
+            self.keys.stream_last_append(stream),
+            self.keys.stream_event_ids(stream),
+            self.keys.stream_event_times(stream),
+        ]
         token = secrets.token_hex(8)  # names this append, so that sending it again appends nothing
         args: list[str | int] = [
             epoch_ms(now),
@@ -101,8 +169,10 @@ class RedisEventLog:
             event_bytes.dump(event),
             max_length,
             token,
+            event.id,
         ]
-        return MessageId.parse(await once_more_if_stale(lambda: self._append(keys=keys, args=args)))
+        message_id, appended = await once_more_if_stale(lambda: script(keys=keys, args=args))
+        return MessageId.parse(message_id), bool(appended)
 
     @mapped
     async def read(self, stream: str, after: MessageId, limit: int) -> list[LogEntry]:
@@ -166,11 +236,16 @@ def _consume_outcome(task: asyncio.Task[None]) -> None:
 
 
 class RedisStateFeed:
-    """Publishes on ``state:<fleet>``; one listener task per process delivers to local subscribers."""
+    """Publishes on ``state:<fleet>``; one listener task per process delivers to local subscribers.
 
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    On a Redis Cluster a ``PUBLISH`` reaches every node, so the listener subscribes on one: with
+    ``connect``, on a connection of its own to the master serving the namespace's slot (found anew each
+    time the listener starts, so after a fail-over too)."""
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, connect: Connect | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.connect = connect
         self.fanout = LocalFanout()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -202,9 +277,13 @@ class RedisStateFeed:
     async def _listen(self) -> None:
         """Deliver every state published on the namespace's channels, until Redis is lost or the feed
         closes; a message that is not a vehicle's state is logged and skipped."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pattern = self.keys.state_channel("*")
+        client, pubsub = self.client, None
         try:
-            await pubsub.psubscribe(self.keys.state_channel("*"))
+            if self.connect is not None:
+                client = await self.connect(pattern)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.psubscribe(pattern)
             REDIS.answered()
             self._subscribed.set()
             async for message in pubsub.listen():
@@ -228,7 +307,10 @@ class RedisStateFeed:
             raise
         finally:
             with contextlib.suppress(*FAILURES):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if client is not self.client:
+                    await client.aclose()
 
     async def close(self) -> None:
         if self._listener is not None:

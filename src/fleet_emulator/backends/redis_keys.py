@@ -7,11 +7,20 @@ page cursor as JSON with an expiry;
 ``<vehicle id>:<command>`` to executions, ``command:<idempotency key>`` a command result with an expiry.
 Durable streams are ``stream:<name>`` with their last id in ``stream-last:<name>``; live states go out on
 ``state:<fleet>``. What steers a namespace is under ``control:`` (``redis_control.py``): ``version``,
-``policies``, ``rules`` (a hash of id to JSON) with ``rule-order``, ``rule-hits`` and ``rule-draws``,
-and ``buckets``; its journal under ``journal:`` (``redis_journal.py``). Under the default prefix only: the
+``policies``, ``rules`` (a hash of id to JSON) with ``rule-order``, ``rule-hits`` and ``rule-draws``, and
+``buckets``; its journal under ``journal:`` (``redis_journal.py``); the event ids a stream was given by
+``append_once`` under ``stream-event-ids:`` and ``stream-event-times:``. Under the default prefix only: the
 HS256 secret of bearer tokens that replicas share is ``jwt-secret``, the virtual clock ``clock``, the
-namespaces other than the default one ``namespaces`` and the scheduled wake-ups of every namespace
-``wake-ups``.
+namespaces other than the default one ``namespaces`` (deletions announced on ``namespace-deleted``) and the
+scheduled wake-ups of every namespace ``wake-ups``.
+
+On one Redis the prefix is ``fleet-emulator`` (the default namespace) or ``fleet-emulator:ns:<name>``. On a
+Redis Cluster (``RedisKeys.of(..., cluster=True)``) the prefix is that name as a hash tag,
+``{fleet-emulator}`` or ``{fleet-emulator:ns:<name>}``: every key made as ``f"{prefix}:..."`` lies in the
+namespace's one slot, so that a transaction or script over several of them never crosses slots. A durable
+stream's keys are ``<name>:stream:{<name>:<stream>}`` (and ``stream-last:``, ``stream-last-append:``): one
+slot per stream, shared by its three keys, so that the streams spread over the masters. Global keys (made
+with the default ``RedisKeys()``) keep their plain names: each is used alone, in whatever slot.
 """
 
 from __future__ import annotations
@@ -26,7 +35,23 @@ DEFAULT_PREFIX = "fleet-emulator"
 
 @dataclass(frozen=True)
 class RedisKeys:
-    prefix: str = DEFAULT_PREFIX
+    prefix: str = DEFAULT_PREFIX  # on a cluster a hash tag: "{fleet-emulator}" (see the module)
+
+    @classmethod
+    def of(cls, namespace: str = "", cluster: bool = False) -> RedisKeys:
+        """The keys of a namespace ("" is the default one), hash-tagged on a cluster."""
+        name = f"{DEFAULT_PREFIX}:ns:{namespace}" if namespace else DEFAULT_PREFIX
+        return cls(f"{{{name}}}" if cluster else name)
+
+    @property
+    def name(self) -> str:
+        """The prefix without the braces of its hash tag."""
+        return self.prefix.removeprefix("{").removesuffix("}")
+
+    def _of_stream(self, kind: str, stream: str) -> str:
+        if self.name == self.prefix:
+            return f"{self.prefix}:{kind}:{stream}"
+        return f"{self.name}:{kind}:{{{self.name}:{stream}}}"  # the stream's own slot
 
     @property
     def fleets(self) -> str:
@@ -58,13 +83,21 @@ class RedisKeys:
         return f"{self.prefix}:command:{idempotency_key}"
 
     def stream(self, name: str) -> str:
-        return f"{self.prefix}:stream:{name}"
+        return self._of_stream("stream", name)
 
     def stream_last(self, name: str) -> str:
-        return f"{self.prefix}:stream-last:{name}"
+        return self._of_stream("stream-last", name)
 
     def stream_last_append(self, name: str) -> str:
-        return f"{self.prefix}:stream-last-append:{name}"
+        return self._of_stream("stream-last-append", name)
+
+    def stream_event_ids(self, name: str) -> str:
+        """A hash of event id to message id, of the events appended with ``append_once``."""
+        return self._of_stream("stream-event-ids", name)
+
+    def stream_event_times(self, name: str) -> str:
+        """The same event ids by the milliseconds of their message ids, to forget them with the entries."""
+        return self._of_stream("stream-event-times", name)
 
     @property
     def jwt_secret(self) -> str:
@@ -81,6 +114,11 @@ class RedisKeys:
     @property
     def wake_ups(self) -> str:
         return f"{self.prefix}:wake-ups"
+
+    @property
+    def namespace_deleted(self) -> str:
+        """The channel on which a replica announces a namespace it deleted."""
+        return f"{self.prefix}:namespace-deleted"
 
     def journal(self, part: str) -> str:
         """One of the keys of the namespace's shared journal (``entries``, ``sequence``, ``bytes``)."""
@@ -111,14 +149,17 @@ class RedisKeys:
     @property
     def stream_patterns(self) -> tuple[str, ...]:
         return (
-            f"{self.prefix}:stream:*",
-            f"{self.prefix}:stream-last:*",
-            f"{self.prefix}:stream-last-append:*",
+            f"{self.name}:stream:*",
+            f"{self.name}:stream-last:*",
+            f"{self.name}:stream-last-append:*",
+            f"{self.name}:stream-event-ids:*",
+            f"{self.name}:stream-event-times:*",
         )
 
     @staticmethod
     async def delete_matching(client: aioredis.Redis, patterns: tuple[str, ...]) -> None:
-        """Delete every key matching one of the globs, in batches."""
+        """Delete every key matching one of the globs, in batches (on a cluster, ``SCAN`` goes to every
+        master and ``UNLINK`` is split by slot)."""
         for pattern in patterns:
             batch: list[Any] = [key async for key in client.scan_iter(match=pattern, count=1000)]
             for start in range(0, len(batch), 1000):

@@ -43,6 +43,7 @@ WINDOW = 2_000  # entries a shared tail keeps for the subscribers at or near its
 BLOCK_MS = 1_000  # each XREAD BLOCK of a shared tail (then it checks whether the stream was reset)
 
 Replay = Callable[[MessageId, int], Awaitable[list[LogEntry]]]
+Connect = Callable[[str], Awaitable[aioredis.Redis]]  # a client on a connection of its own, for a key
 
 
 class DecodedEntries:
@@ -78,7 +79,7 @@ class SharedTail:
 
     def __init__(
         self,
-        connect: Callable[[], aioredis.Redis],
+        connect: Connect,
         key: str,
         last_key: str,
         entries: DecodedEntries,
@@ -217,8 +218,9 @@ class SharedTail:
         self._wake()
 
     async def _read(self, generation: int) -> None:
-        client = self.connect()
+        client: aioredis.Redis | None = None
         try:
+            client = await self.connect(self.key)  # on a cluster: the master of the stream's slot, now
             last = await self._last_id(client)
             if generation == self._generation:
                 self._begin(last)
@@ -248,8 +250,9 @@ class SharedTail:
                 self._failure = exc
                 self._wake()
         finally:
-            with contextlib.suppress(*FAILURES):
-                await client.aclose()
+            if client is not None:
+                with contextlib.suppress(*FAILURES):
+                    await client.aclose()
 
     async def _last_id(self, client: aioredis.Redis) -> MessageId:
         raw: Any = await client.get(self.last_key)

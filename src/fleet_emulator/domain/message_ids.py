@@ -32,6 +32,10 @@ class MessageId:
             raise ValueError("both parts must fit in 64 bits")
         return cls(ms, seq)
 
+    def just_before(self) -> MessageId:
+        """The greatest id below this one (reading after it starts at this one)."""
+        return MessageId(self.ms, self.seq - 1) if self.seq else MessageId(self.ms - 1, _MAX)
+
     def next_after(self, now_ms: int) -> MessageId:
         """The id of an entry appended at ``now_ms`` after this one (like Redis's ``XADD *``)."""
         if now_ms > self.ms:

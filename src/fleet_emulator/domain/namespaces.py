@@ -236,9 +236,18 @@ class Namespaces:
             known = not await namespace.emulation.backend.state.claim_seeding() or known
             await namespace.emulation.backend.clear()
             await self.registry.remove(name)
+            await self.registry.announce_deleted(name)
         finally:
             await self._free(namespace)
         return known
+
+    async def follow_deletions(self) -> None:
+        """Free what this process holds of each namespace another replica deletes, cutting off its calls
+        (runs until cancelled; fails when the announcements cannot be heard, to be started again)."""
+        async for name in self.registry.deletions():
+            creating = self._others.pop(name, None)
+            if creating is not None and creating.done() and creating.exception() is None:
+                await self._free(creating.result())
 
     async def drop_idle(self) -> list[str]:
         """Drop the namespaces idle for longer than the limit; their names."""

@@ -64,6 +64,19 @@ class EventStreams:
         metrics.event_published()
         return message_id
 
+    async def publish_once(self, event: Event) -> tuple[MessageId, Event]:
+        """Publish an event unless one with its id is retained in the stream: then the message id and
+        event it was published with (a publisher retrying a call whose answer it never got)."""
+        now = self.clock.now()
+        stream, keep_after = vehicle_events_id(event.fleet_id), self._keep_after(now)
+        max_length = self.settings.max_length
+        message_id, appended = await self.log.append_once(stream, event, now, keep_after, max_length)
+        if appended:
+            metrics.event_published()
+            return message_id, event
+        first = await self.log.read(stream, message_id.just_before(), 1)
+        return message_id, first[0].event if first and first[0].message_id == message_id else event
+
     def _keep_after(self, now: datetime) -> datetime:
         """The start of the retention window (never before 1970: message ids count from there)."""
         return max(now - self.settings.retention, EPOCH)

@@ -84,7 +84,9 @@ class VehicleUpdates:
         return await self.update(canonical, lambda old: copy_paths(old, source, domain))
 
     async def publish(self, event: Event) -> tuple[MessageId, Event]:
-        """Publish an event as given, filling in what is empty: id, fleet, times, flow id."""
+        """Publish an event as given, filling in what is empty: id, fleet, times, flow id. An event with an
+        id of its own that the stream still retains is not published again: the answer is the first
+        publication's, so that a publisher may retry a call whose answer it never got."""
         violations = Violations()
         vehicle_id = canonical_vehicle_id(event.vehicle_id, violations, "event.vehicle_id")
         if event.change is None:
@@ -102,4 +104,6 @@ class VehicleUpdates:
             publish_time=now,
             flow_id=event.flow_id or current_flow_id.get(),
         )
+        if event.id:
+            return await self.streams.publish_once(complete)
         return await self.streams.publish(complete), complete
