@@ -90,6 +90,26 @@ class H2loadRun:
         )
 
 
+def h2load_command(
+    url: str, body: Path, log: Path, seconds: float, connections: int, in_flight: int, *headers: str
+) -> list[str]:
+    """h2load posting the gRPC frame in ``body`` to ``url`` for ``seconds`` (with more ``headers``,
+    ``name: value``), each call's time logged to ``log``."""
+    return [
+        h2load_binary(),
+        f"--duration={round(seconds * 1000)}ms",
+        f"--clients={connections}",
+        f"--max-concurrent-streams={in_flight}",
+        "--threads=1",
+        f"--data={body}",
+        "--header=content-type: application/grpc",
+        "--header=te: trailers",
+        *(f"--header={header}" for header in headers),
+        f"--log-file={log}",
+        url,
+    ]
+
+
 def run_h2load(
     url: str,
     request: bytes,
@@ -104,23 +124,12 @@ def run_h2load(
     with tempfile.TemporaryDirectory(prefix="bench-h2load-") as folder:
         body, log = Path(folder) / "request.bin", Path(folder) / "requests.tsv"
         body.write_bytes(grpc_frame(request))
-        command = [
-            h2load_binary(),
-            f"--duration={round(seconds * 1000)}ms",
-            f"--clients={connections}",
-            f"--max-concurrent-streams={in_flight}",
-            "--threads=1",
-            f"--data={body}",
-            "--header=content-type: application/grpc",
-            "--header=te: trailers",
-            f"--log-file={log}",
-            url,
-        ]
-        before = _children_cpu_seconds()
+        command = h2load_command(url, body, log, seconds, connections, in_flight)
+        before = children_cpu_seconds()
         finished = subprocess.run(
             pinned_command(command, cores), capture_output=True, text=True, timeout=seconds + EXTRA_SECONDS
         )
-        cpu_seconds = _children_cpu_seconds() - before
+        cpu_seconds = children_cpu_seconds() - before
         output = finished.stdout + finished.stderr
         requests, status, data = REQUESTS.search(output), STATUS.search(output), DATA.search(output)
         if finished.returncode != 0 or requests is None or status is None or data is None:
@@ -142,7 +151,8 @@ def run_h2load(
     )
 
 
-def _children_cpu_seconds() -> float:
+def children_cpu_seconds() -> float:
+    """The CPU seconds of this process's children that have ended."""
     """CPU seconds of this process's ended children: h2load's, once it has ended."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime

@@ -29,7 +29,6 @@ the rows say.
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import tempfile
 import time
@@ -46,7 +45,7 @@ from tests.redis_cluster import MASTERS, RedisCluster, redis_cli
 from tests.steering import SEED_VEHICLE
 
 from bench.cpu import Placement, Usage, UsageMeter, all_cores, pin, pinned_command, placement
-from bench.h2load import REQUESTS, STATUS, grpc_frame, h2load_binary
+from bench.h2load import REQUESTS, STATUS, children_cpu_seconds, grpc_frame, h2load_command
 from bench.load import CALL_TIMEOUT_SECONDS, Load
 from bench.private_redis import redis_server
 from bench.report import Comparison, Measurement
@@ -122,25 +121,11 @@ class Batch:
     cpu_seconds: float  # h2load's
 
 
-def _children_cpu_seconds() -> float:
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
 def _h2load_command(target: Target, body: Path, log: Path, seconds: float, in_flight: int) -> list[str]:
-    return [
-        h2load_binary(),
-        f"--duration={round(seconds * 1000)}ms",
-        "--clients=1",
-        f"--max-concurrent-streams={in_flight}",
-        "--threads=1",
-        f"--data={body}",
-        "--header=content-type: application/grpc",
-        "--header=te: trailers",
-        *([f"--header={NAMESPACE_HEADER}: {target.namespace}"] if target.namespace else []),
-        f"--log-file={log}",
-        f"http://{target.address}{PUBLISH_METHOD}",
-    ]
+    headers = [f"{NAMESPACE_HEADER}: {target.namespace}"] if target.namespace else []
+    return h2load_command(
+        f"http://{target.address}{PUBLISH_METHOD}", body, log, seconds, 1, in_flight, *headers
+    )
 
 
 def publish_batch(targets: Sequence[Target], seconds: float, in_flight: int, cores: Sequence[int]) -> Batch:
@@ -150,7 +135,7 @@ def publish_batch(targets: Sequence[Target], seconds: float, in_flight: int, cor
     with tempfile.TemporaryDirectory(prefix="bench-scale-out-") as folder:
         body = Path(folder) / "request.bin"
         body.write_bytes(grpc_frame(REQUEST.SerializeToString()))
-        before = _children_cpu_seconds()
+        before = children_cpu_seconds()
         runs: list[tuple[list[str], subprocess.Popen[bytes], Path, Path]] = []
         try:
             for n, target in enumerate(targets):
@@ -168,7 +153,7 @@ def publish_batch(targets: Sequence[Target], seconds: float, in_flight: int, cor
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-        cpu_seconds = _children_cpu_seconds() - before
+        cpu_seconds = children_cpu_seconds() - before
         for command, process, out, log in runs:
             output = out.read_text(errors="replace")
             requests, status = REQUESTS.search(output), STATUS.search(output)

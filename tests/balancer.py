@@ -19,10 +19,9 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.harness import health_status
+from tests.e2e.harness import ServingProcess, health_status
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deploy" / "nginx-grpc.conf"
@@ -66,20 +65,8 @@ def render(config: str, upstreams: Sequence[str], listen: str) -> str:
     return _LISTEN.sub(lambda m: f"{m['lead']}{listen}{m['rest']}", rendered)
 
 
-@dataclass
-class Balancer:
+class Balancer(ServingProcess):
     """A started nginx: its master process, the address it listens on and the file of its logs."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    address: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.address = f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Until a gRPC health check through nginx answers SERVING (a replica behind it is up)."""

@@ -86,8 +86,9 @@ def health_status(address: str, service: str = "", timeout: float = 1.0) -> str 
 
 
 @dataclass
-class EmulatorProcess:
-    """A started emulator process, the address it should serve on and the file its output goes to."""
+class ServingProcess:
+    """A started process serving gRPC on 127.0.0.1, the port it should serve on and the file its output
+    goes to (an emulator, or a balancer in front of emulators)."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -99,6 +100,10 @@ class EmulatorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+class EmulatorProcess(ServingProcess):
+    """A started emulator process."""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll the health check until SERVING; raise ``NotReady`` with the output when it never is."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,7 @@ from fleet_emulator._gen.emulator.admin.v1 import admin_pb2, admin_pb2_grpc
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as pb_grpc
 from fleet_emulator.backends.redis_keys import RedisKeys
-from tests.e2e.harness import free_port, serve_command, start
-from tests.e2e.test_replicas import Replica
+from tests.e2e.test_replicas import Replica, replica
 from tests.redis_cluster import RedisCluster, redis_cli, running_cluster
 from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE, next_message
 from tests.waiting import eventually
@@ -47,23 +46,8 @@ def cluster(tmp_path: Path) -> Iterator[RedisCluster]:
         yield started
 
 
-@asynccontextmanager
-async def emulator(url: str, log: Path) -> AsyncIterator[Replica]:
-    port = free_port()
-    command = serve_command(
-        "--host", "127.0.0.1", "--port", str(port), "--backend", "redis", "--redis-url", url,
-        "--redis-wait-replicas", "1",
-    )  # fmt: skip
-    process = start(command, port, log)
-    try:
-        await asyncio.to_thread(process.wait_ready)
-        async with grpc.aio.insecure_channel(process.address) as channel:
-            yield Replica(
-                process, pb_grpc.FleetStateServiceStub(channel), admin_pb2_grpc.AdminServiceStub(channel)
-            )
-    finally:
-        code = await asyncio.to_thread(process.terminate)
-    assert code == 0, process.output()
+def emulator(url: str, log: Path) -> AbstractAsyncContextManager[Replica]:
+    return replica(url, log, None, "--redis-wait-replicas", "1")
 
 
 class Publisher:

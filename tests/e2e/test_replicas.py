@@ -41,10 +41,13 @@ class Replica:
 
 
 @asynccontextmanager
-async def replica(redis_url: str, log: Path, port: int | None = None) -> AsyncIterator[Replica]:
+async def replica(
+    redis_url: str, log: Path, port: int | None = None, *options: str
+) -> AsyncIterator[Replica]:
+    """A real ``serve`` on the Redis (with more ``options``), for the ``async with`` block."""
     port = port or free_port()
     command = serve_command(
-        "--host", "127.0.0.1", "--port", str(port), "--backend", "redis", "--redis-url", redis_url
+        "--host", "127.0.0.1", "--port", str(port), "--backend", "redis", "--redis-url", redis_url, *options
     )
     process = start(command, port, log)
     try:

@@ -118,6 +118,13 @@ async def code_of(call: Awaitable[Any]) -> str:
     return "OK"
 
 
+async def get_fleet(client: Client) -> str:
+    """The code of a GetFleet of the hamburg fleet."""
+    return await code_of(
+        client.api.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"), metadata=client.metadata)
+    )
+
+
 def at(when: datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(when)
@@ -193,11 +200,7 @@ async def test_a_fault_rule_acts_on_exactly_its_calls_across_replicas(one_and_th
         await client.admin.CreateFault(adm.CreateFaultRequest(fault=drawn), metadata=client.metadata)
         for _ in range(16):
             client = turn()
-            codes.append(
-                await code_of(
-                    client.api.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"), metadata=client.metadata)
-                )
-            )
+            codes.append(await get_fleet(client))
         client = turn()
         rules = (await client.admin.ListFaults(adm.ListFaultsRequest(), metadata=client.metadata)).faults
         return [codes, [(r.method, r.hits) for r in rules]]
@@ -248,11 +251,7 @@ async def test_policies_set_through_one_replica_apply_on_all(one_and_three: Any)
         seen: list[Any] = []
         for _ in range(3):
             client = turn()
-            seen.append(
-                await code_of(
-                    client.api.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"), metadata=client.metadata)
-                )
-            )
+            seen.append(await get_fleet(client))
         client = turn()
         seen.append(
             (
@@ -262,11 +261,7 @@ async def test_policies_set_through_one_replica_apply_on_all(one_and_three: Any)
         client = turn()
         await client.admin.ResetEmulator(adm.ResetEmulatorRequest(), metadata=client.metadata)
         client = turn()
-        seen.append(
-            await code_of(
-                client.api.GetFleet(pb.GetFleetRequest(fleet_id="hamburg"), metadata=client.metadata)
-            )
-        )
+        seen.append(await get_fleet(client))
         return seen
 
     seen = await same_through_one_and_three(one_and_three, scenario)
