@@ -15,7 +15,7 @@ from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from fleet_emulator.api.shrink import kept
 from fleet_emulator.backends.base import JournalStore
 from fleet_emulator.backends.factory import Backends
-from fleet_emulator.domain.journal import JournalEntry
+from fleet_emulator.domain.journal import JournalEntry, JournalQuery
 from tests.contract.conftest import backends_of
 
 NOW = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
@@ -148,3 +148,19 @@ async def test_the_journal_keeps_its_entry_and_byte_budgets(journal: JournalStor
     assert await journal.entries() == []
     await journal.keep(entry("after"), 4, 1 << 20)
     assert [e.sequence for e in await journal.entries()] == [8], "numbers go on after a clear"
+
+
+async def test_journal_queries_filter_before_reading_entries(journal: JournalStore) -> None:
+    for n in range(6):
+        made = entry(f"call-{n}")
+        made.code = 5 if n % 2 else 0
+        await journal.keep(made, 100, 1 << 20)
+
+    async def flows(query: JournalQuery) -> list[str]:
+        return [e.flow_id for e in await journal.find(query)]
+
+    assert await flows(JournalQuery()) == [f"call-{n}" for n in range(6)]
+    assert await flows(JournalQuery(code=5)) == ["call-1", "call-3", "call-5"]
+    assert await flows(JournalQuery(code=5, after=2, limit=1)) == ["call-3"]
+    assert await flows(JournalQuery(flow_id="call-4", method="GetVehicle")) == ["call-4"]
+    assert await flows(JournalQuery(method="moia.fleet.state.v2.FleetStateService/GetFleet")) == []

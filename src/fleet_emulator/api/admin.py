@@ -22,6 +22,7 @@ from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.errors import FieldViolation, InvalidArgument, NotFound, Violations
 from fleet_emulator.domain.field_paths import FieldPath
+from fleet_emulator.domain.journal import JournalQuery
 from fleet_emulator.domain.namespaces import Namespace, Namespaces
 from fleet_emulator.domain.scenario import ScenarioError, parse_scenario
 from fleet_emulator.domain.service import FleetView
@@ -144,13 +145,14 @@ class AdminServicer(PoliciesAdmin, TokenAdmin, ReportAdmin, pb_grpc.AdminService
             violations.add("page_size", "must not be negative")
         violations.raise_if_any(reasons.FIELD_INVALID)
         journal = (await self._namespace()).journal
-        entries = await journal.find(
+        query = JournalQuery(
             method=request.method,
             flow_id=request.flow_id,
             code=request.code if request.HasField("code") else None,
             after=request.after_sequence,
             limit=min(request.page_size or 100, MAX_JOURNAL_PAGE),
         )
+        entries = await journal.find(query)
         return pb.ListJournalEntriesResponse(entries=[journal_message(e) for e in entries])
 
     async def ClearJournal(

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.faults import FaultRule
-from fleet_emulator.domain.journal import JournalEntry
+from fleet_emulator.domain.journal import JournalEntry, JournalQuery
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
@@ -250,7 +250,12 @@ class JournalStore(Protocol):
         ...
 
     async def entries(self) -> list[JournalEntry]:
-        """Every entry kept, oldest first."""
+        """Every entry kept, in the order they were kept."""
+        ...
+
+    async def find(self, query: JournalQuery) -> list[JournalEntry]:
+        """The entries the query admits, oldest first, at most ``query.limit``: filtered on what it asks
+        before any entry is read whole."""
         ...
 
     async def clear(self) -> int: ...

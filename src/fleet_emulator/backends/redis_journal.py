@@ -1,13 +1,17 @@
-"""Redis ``JournalStore``: the finished calls of a namespace, from every replica, in one capped stream.
+"""Redis ``JournalStore``: the finished calls of a namespace, from every replica, within its budgets.
 
-Keeping an entry is one Lua script: it numbers the entry (``INCR`` of ``journal-sequence``) unless a
-running stream was numbered when it started, appends it with its size, and drops the oldest entries while
-there are more than the capacity or their bytes (``journal-bytes``) exceed the namespace's budget, keeping
-at least the newest. Entries are stored as ``journal_bytes.dump`` makes them.
+An entry is kept twice over: its stored form (``journal_bytes.dump``) in the hash ``journal:entries`` under
+its sequence number, and a line of what queries filter on (sequence, method, flow id, code, size) in the
+stream ``journal:index``, so that ``ListJournalEntries`` reads the small index and only the entries it
+returns. Keeping an entry is one Lua script: it numbers the entry (``INCR`` of ``journal:sequence``)
+unless a running stream was numbered when it started, adds both, and drops the oldest entries while there
+are more than the capacity or their bytes (``journal:bytes``) exceed the budget, keeping at least the
+newest.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -15,24 +19,29 @@ import redis.asyncio as aioredis
 from fleet_emulator.backends import journal_bytes
 from fleet_emulator.backends.redis_errors import mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
-from fleet_emulator.domain.journal import JournalEntry
+from fleet_emulator.domain.journal import JournalEntry, JournalQuery
 
+DECODE_IN_THREAD = 200  # entries read at once beyond which they are decoded off the event loop
 KEEP = """
 local sequence = tonumber(ARGV[1])
-if sequence == 0 then sequence = redis.call('INCR', KEYS[2]) end
-redis.call('XADD', KEYS[1], '*', 'seq', sequence, 'size', string.len(ARGV[2]), 'entry', ARGV[2])
-local used = redis.call('INCRBY', KEYS[3], string.len(ARGV[2]))
+if sequence == 0 then sequence = redis.call('INCR', KEYS[3]) end
+local size = string.len(ARGV[2])
+redis.call('XADD', KEYS[1], '*', 'seq', sequence, 'size', size, 'method', ARGV[5], 'flow', ARGV[6],
+  'code', ARGV[7])
+redis.call('HSET', KEYS[2], sequence, ARGV[2])
+local used = redis.call('INCRBY', KEYS[4], size)
 while redis.call('XLEN', KEYS[1]) > 1
   and (redis.call('XLEN', KEYS[1]) > tonumber(ARGV[3]) or used > tonumber(ARGV[4])) do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
   redis.call('XDEL', KEYS[1], oldest[1])
-  used = redis.call('DECRBY', KEYS[3], tonumber(oldest[2][4]))
+  redis.call('HDEL', KEYS[2], oldest[2][2])
+  used = redis.call('DECRBY', KEYS[4], tonumber(oldest[2][4]))
 end
 return sequence
 """
 CLEAR = """
 local count = redis.call('XLEN', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return count
 """  # the sequence goes on, so that a reader's ``after_sequence`` never hides new entries
 
@@ -40,6 +49,7 @@ return count
 class RedisJournalStore:
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self.client = client
+        self.index_key = keys.journal("index")
         self.entries_key = keys.journal("entries")
         self.sequence_key = keys.journal("sequence")
         self.bytes_key = keys.journal("bytes")
@@ -53,16 +63,47 @@ class RedisJournalStore:
 
     @mapped
     async def keep(self, entry: JournalEntry, capacity: int, budget_bytes: int) -> None:
-        keys = [self.entries_key, self.sequence_key, self.bytes_key]
-        args: list[str | int] = [entry.sequence, journal_bytes.dump(entry), capacity, budget_bytes]
+        keys = [self.index_key, self.entries_key, self.sequence_key, self.bytes_key]
+        args: list[str | int] = [
+            entry.sequence,
+            journal_bytes.dump(entry),
+            capacity,
+            budget_bytes,
+            entry.method,
+            entry.flow_id,
+            entry.code,
+        ]
         entry.sequence = int(await self._keep(keys=keys, args=args))
 
     @mapped
     async def entries(self) -> list[JournalEntry]:
-        raw: Any = await self.client.xrange(self.entries_key)
-        return [journal_bytes.load(fields["entry"], int(fields["seq"])) for _, fields in raw]
+        index: Any = await self.client.xrange(self.index_key)
+        return await self._read([int(fields["seq"]) for _, fields in index])
+
+    @mapped
+    async def find(self, query: JournalQuery) -> list[JournalEntry]:
+        index: Any = await self.client.xrange(self.index_key)
+        wanted = sorted(
+            int(f["seq"])
+            for _, f in index
+            if query.admits_fields(int(f["seq"]), f["method"], f["flow"], int(f["code"]), True)
+        )
+        return await self._read(wanted[: query.limit])
+
+    async def _read(self, sequences: list[int]) -> list[JournalEntry]:
+        if not sequences:
+            return []
+        texts: list[Any] = await self.client.hmget(self.entries_key, sequences)
+        kept = [(text, sequence) for text, sequence in zip(texts, sequences, strict=True) if text]
+        if len(kept) > DECODE_IN_THREAD:
+            return await asyncio.to_thread(_load_all, kept)
+        return _load_all(kept)
 
     @mapped
     async def clear(self) -> int:
-        count: int = await self._clear(keys=[self.entries_key, self.bytes_key])
+        count: int = await self._clear(keys=[self.index_key, self.entries_key, self.bytes_key])
         return count
+
+
+def _load_all(kept: list[tuple[str, int]]) -> list[JournalEntry]:
+    return [journal_bytes.load(text, sequence) for text, sequence in kept]

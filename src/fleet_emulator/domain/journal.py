@@ -101,6 +101,29 @@ class JournalEntry:
             self.journal.grew(self, message.size)
 
 
+@dataclass(frozen=True)
+class JournalQuery:
+    """Which entries ``ListJournalEntries`` wants: after a sequence number, of a method (a name or a full
+    name), a flow id and a code (finished calls only), at most ``limit``; empty filters admit all."""
+
+    method: str = ""
+    flow_id: str = ""
+    code: int | None = None
+    after: int = 0
+    limit: int = 100
+
+    def admits(self, entry: JournalEntry) -> bool:
+        return self.admits_fields(entry.sequence, entry.method, entry.flow_id, entry.code, entry.finished)
+
+    def admits_fields(self, sequence: int, method: str, flow_id: str, code: int, finished: bool) -> bool:
+        """``admits`` for an entry known by these fields alone (a store filters before reading entries)."""
+        if sequence <= self.after or (self.flow_id and flow_id != self.flow_id):
+            return False
+        if self.method and self.method not in (method.lstrip("/"), method.rsplit("/", 1)[-1]):
+            return False
+        return self.code is None or (finished and code == self.code)
+
+
 def redact(metadata: dict[str, str]) -> dict[str, str]:
     """Request headers with every value whose name suggests a credential (``*auth*``, ``*token*``,
     ``*key*``, ``cookie``, ...) replaced, so that the journal never holds a secret."""
@@ -227,21 +250,15 @@ class Journal:
         running = [e for e in self.entries if e.sequence]
         return sorted([*await self.store.entries(), *running], key=lambda e: e.sequence)
 
-    async def find(
-        self, method: str = "", flow_id: str = "", code: int | None = None, after: int = 0, limit: int = 100
-    ) -> list[JournalEntry]:
-        found = []
-        for entry in await self.listed():
-            if entry.sequence <= after or (flow_id and entry.flow_id != flow_id):
-                continue
-            if method and method not in (entry.method.lstrip("/"), entry.method.rsplit("/", 1)[-1]):
-                continue
-            if code is not None and (not entry.finished or entry.code != code):
-                continue
-            found.append(entry)
-            if len(found) >= limit:
-                break
-        return found
+    async def find(self, query: JournalQuery) -> list[JournalEntry]:
+        """The entries the query admits, oldest first: the store's (which it filters before reading them
+        whole) and the running ones numbered so far."""
+        if self.store is None:
+            held = list(self.entries)
+        else:
+            held = [*await self.store.find(query), *(e for e in self.entries if e.sequence)]
+        found = sorted((e for e in held if query.admits(e)), key=lambda e: e.sequence)
+        return found[: query.limit]
 
     async def clear(self) -> int:
         count = self.forget_all()
