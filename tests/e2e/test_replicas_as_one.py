@@ -442,3 +442,37 @@ async def test_a_publish_retried_through_another_replica_is_not_published_again(
 
     seen = await same_through_one_and_three(one_and_three, scenario)
     assert seen == [1, ["publisher-7"]]
+
+
+async def test_the_namespace_limit_counts_the_namespaces_of_every_replica(tmp_path: Path) -> None:
+    """With room for one namespace besides the default one, a second is refused, whichever replica each
+    call goes to; once the first is deleted there is room again."""
+
+    async def scenario(addresses: list[str]) -> list[str]:
+        async with AsyncExitStack() as stack:
+            channels = [await stack.enter_async_context(grpc.aio.insecure_channel(a)) for a in addresses]
+            turns = itertools.cycle(channels)
+
+            async def fleets_in(namespace: str) -> str:
+                api = pb_grpc.FleetStateServiceStub(next(turns))
+                call = api.ListFleets(pb.ListFleetsRequest(), metadata=(("x-emulator-namespace", namespace),))
+                return await code_of(call)
+
+            seen = [await fleets_in("first"), await fleets_in("second"), await fleets_in("first")]
+            admin = admin_grpc.AdminServiceStub(next(turns))
+            await admin.DeleteNamespace(adm.DeleteNamespaceRequest(namespace="first"))
+            return [*seen, await fleets_in("second")]
+
+    redis = RedisServer(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    redis.start()
+    try:
+        limited = ("--max-namespaces", "1")
+        with _processes(1, tmp_path / "one", "--backend", "memory", *limited) as one:
+            alone = await scenario([p.address for p in one])
+        backend = ("--backend", "redis", "--redis-url", redis.url, *limited)
+        with _processes(2, tmp_path / "two", *backend) as two:
+            assert await scenario([p.address for p in two]) == alone
+    finally:
+        redis.stop()
+    assert alone == ["OK", "RESOURCE_EXHAUSTED", "OK", "OK"]
