@@ -143,17 +143,24 @@ function outcome(method, answer) {
 /** The fleet's events about the vehicle: the recent ones, then live ones, newest first. */
 async function recentEvents(body, v, signal) {
   const fleet = await call("v2", "GetFleet", { fleet_id: v.fleet_id }, signal);
-  const clock = await call("admin", "GetClock", {}, signal);
   if (fleet.code !== "OK") return fleet;
   const request = { event_id: fleet.response.fleet.vehicle_events_id };
-  if (clock.code === "OK") request.last_message_id = `${Date.parse(clock.response.now) - RECENT_MS}-0`;
+  const clock = await call("admin", "GetClock", {}, signal);
+  const position = await call("v2", "PollVehicleEvents", request, signal);
+  if (clock.code === "OK" && position.code === "OK") {
+    // From 15 minutes ago on the emulator's clock, or from the last event if it is older: an id the stream
+    // has reached, so that the stream starts without a gap.
+    const since = Date.parse(clock.response.now) - RECENT_MS;
+    const last = position.response.message_id;
+    request.last_message_id = Number(last.split("-")[0]) < since ? last : `${since}-0`;
+  }
   const add = ({ event, message_id: id }) => {
     if (event?.vehicle_id !== v.id) return;
     body.prepend(eventRow(id, event));
     while (body.children.length > MAX_EVENTS) body.lastChild.remove();
   };
   const status = await stream("StreamVehicleEvents", request, add, signal);
-  // Nothing was written since the chosen time (MESSAGE_ID_UNKNOWN), or it is past retention: live only.
+  // The chosen time is past the stream's retention (MESSAGE_ID_EXPIRED): live events only.
   if (status.code !== "OUT_OF_RANGE") return status;
   return stream("StreamVehicleEvents", { event_id: request.event_id }, add, signal);
 }
