@@ -324,6 +324,7 @@ class Emulator:
                 self.clock,
                 seed=self.settings.simulation_seed,
                 rate_hz=self.settings.simulation_rate,
+                lease=self.backends.lease("simulator"),
             )
             self.tasks.start("simulator", simulator.run)
         log.info(

@@ -17,6 +17,7 @@ from fleet_emulator.backends.base import JournalStore
 from fleet_emulator.backends.factory import Backends
 from fleet_emulator.domain.journal import JournalEntry, JournalQuery
 from tests.contract.conftest import backends_of
+from tests.waiting import eventually
 
 NOW = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
 T = TypeVar("T")
@@ -164,3 +165,20 @@ async def test_journal_queries_filter_before_reading_entries(journal: JournalSto
     assert await flows(JournalQuery(code=5, after=2, limit=1)) == ["call-3"]
     assert await flows(JournalQuery(flow_id="call-4", method="GetVehicle")) == ["call-4"]
     assert await flows(JournalQuery(method="moia.fleet.state.v2.FleetStateService/GetFleet")) == []
+
+
+async def test_one_replica_holds_a_lease_until_it_lapses(two: tuple[Backends, Backends]) -> None:
+    first, second = (b.lease("simulator") for b in two)
+    brief = timedelta(milliseconds=300)
+    assert await first.hold(brief)
+    assert await first.hold(brief), "renewed by its holder"
+    if two[0] is two[1]:
+        assert await second.hold(brief), "one process: it is always the holder"
+        return
+    assert not await second.hold(brief)
+
+    async def taken_over() -> bool:
+        return await second.hold(brief)
+
+    await eventually(taken_over, "the lapsed lease is taken by the other replica")
+    assert not await first.hold(brief)

@@ -365,3 +365,31 @@ async def test_run_steps_every_one_over_rate_hz_seconds_and_survives_an_unavaila
 async def test_rate_must_be_positive(demo: Demo, rate_hz: float) -> None:
     with pytest.raises(ValueError, match="rate_hz"):
         Simulator(demo.emulation, demo.clock, rate_hz=rate_hz)
+
+
+async def test_run_steps_only_while_this_process_holds_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = await Demo.start(rate_hz=4)
+    held = [False, False, True, True]  # another replica simulates for two rounds, then this one
+    asked: list[timedelta] = []
+    stepped: list[int] = []
+
+    class Turns:
+        async def hold(self, ttl: timedelta) -> bool:
+            asked.append(ttl)
+            return held[len(asked) - 1]
+
+    async def step() -> int:
+        stepped.append(len(asked))
+        return 0
+
+    async def sleep(seconds: float) -> None:
+        if len(asked) == len(held):
+            raise asyncio.CancelledError
+
+    demo.simulator.lease = Turns()
+    monkeypatch.setattr(demo.simulator, "step", step)
+    monkeypatch.setattr(simulator, "asyncio", SimpleNamespace(sleep=sleep))
+    with pytest.raises(asyncio.CancelledError):
+        await demo.simulator.run()
+    assert stepped == [3, 4]
+    assert set(asked) == {simulator.MIN_LEASE}, "at 4 steps a second, three missed steps are under 5 s"

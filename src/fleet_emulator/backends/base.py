@@ -289,6 +289,14 @@ class NamespaceRegistry(Protocol):
         ...
 
 
+class Lease(Protocol):
+    """One task that only one replica may run at a time (the simulator): whoever holds the lease."""
+
+    async def hold(self, ttl: timedelta) -> bool:
+        """Whether this process holds the lease now: taken when free, kept while renewed within ``ttl``."""
+        ...
+
+
 class ClockStore(Protocol):
     """Where the virtual clock is kept so that every replica reads the same time."""
 

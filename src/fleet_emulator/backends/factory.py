@@ -29,12 +29,13 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.connection import parse_url
 
-from fleet_emulator.backends.base import Backend, ClockStore, NamespaceRegistry
+from fleet_emulator.backends.base import Backend, ClockStore, Lease, NamespaceRegistry
 from fleet_emulator.backends.event_bytes import ENCODING as EVENT_ENCODING
 from fleet_emulator.backends.memory import MemoryStateStore
 from fleet_emulator.backends.memory_control import (
     MemoryClockStore,
     MemoryControlStore,
+    MemoryLease,
     MemoryNamespaceRegistry,
 )
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
@@ -49,6 +50,7 @@ from fleet_emulator.backends.redis_clients import (
 from fleet_emulator.backends.redis_control import (
     RedisClockStore,
     RedisControlStore,
+    RedisLease,
     RedisNamespaceRegistry,
 )
 from fleet_emulator.backends.redis_errors import FAILURES
@@ -163,6 +165,10 @@ class Backends(Protocol):
         """Where the namespaces are registered (shared by the replicas on Redis)."""
         ...
 
+    def lease(self, name: str) -> Lease:
+        """A lease that one replica holds at a time (the one process, in memory)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -181,6 +187,9 @@ class MemoryBackends:
 
     def registry(self) -> NamespaceRegistry:
         return MemoryNamespaceRegistry()
+
+    def lease(self, name: str) -> Lease:
+        return MemoryLease()
 
     async def close(self) -> None:
         return None
@@ -315,6 +324,9 @@ class RedisBackends:
 
     def registry(self) -> NamespaceRegistry:
         return RedisNamespaceRegistry(self.client, self.connection_for)
+
+    def lease(self, name: str) -> Lease:
+        return RedisLease(self.client, RedisKeys().lease(name))
 
     async def close(self) -> None:
         await self.client.aclose()

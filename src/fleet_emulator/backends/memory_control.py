@@ -143,3 +143,10 @@ class MemoryNamespaceRegistry:
 
     async def with_wake_ups_due(self, now: datetime) -> list[str]:
         return []
+
+
+class MemoryLease:
+    """The one process always holds it."""
+
+    async def hold(self, ttl: timedelta) -> bool:
+        return True

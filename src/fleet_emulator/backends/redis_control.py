@@ -8,7 +8,8 @@ as seconds and microseconds, so that the elapsed time stays exact in Lua's doubl
 policies or rules increments ``version``, which a namespace reads at the start of every call. Scheduled
 wake-ups of every namespace are one sorted set, ``<namespace>\n<vehicle id>`` by due time, so that any
 replica finds the namespaces with wake-ups due; the registry of namespaces is one set, and a deletion is
-announced on a channel that every replica listens to. The virtual
+announced on a channel that every replica listens to. A lease (the simulator's) is a key naming the
+process that holds it, renewed by it before it expires. The virtual
 clock is one integer, microseconds since 1970: advancing it is ``INCRBY`` after a ``SET NX`` of the real
 time, so that two replicas advancing at once both count. Keys are listed in ``redis_keys.py``.
 """
@@ -34,6 +35,13 @@ from fleet_emulator.domain.policies import Policies
 
 MICROSECOND = timedelta(microseconds=1)
 PARTS = ("version", "policies", "rules", "rule-order", "rule-hits", "rule-draws", "buckets")
+HOLD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
 REGISTER = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
@@ -294,3 +302,18 @@ class RedisClockStore:
             tx.incrby(self.key, by // MICROSECOND)
             _, micros = await tx.execute()
         return EPOCH + int(micros) * MICROSECOND
+
+
+class RedisLease:
+    """A key holding the id of the process that holds the lease, expiring unless renewed in time."""
+
+    def __init__(self, client: aioredis.Redis, key: str) -> None:
+        self.client = client
+        self.key = key
+        self.holder = uuid.uuid4().hex
+        self._hold = client.register_script(HOLD)
+
+    @mapped
+    async def hold(self, ttl: timedelta) -> bool:
+        ttl_ms = max(ttl // timedelta(milliseconds=1), 1)
+        return bool(await self._hold(keys=[self.key], args=[self.holder, ttl_ms]))

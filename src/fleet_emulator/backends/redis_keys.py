@@ -12,7 +12,7 @@ Durable streams are ``stream:<name>`` with their last id in ``stream-last:<name>
 ``append_once`` under ``stream-event-ids:`` and ``stream-event-times:``. Under the default prefix only: the
 HS256 secret of bearer tokens that replicas share is ``jwt-secret``, the virtual clock ``clock``, the
 namespaces other than the default one ``namespaces`` (deletions announced on ``namespace-deleted``) and the
-scheduled wake-ups of every namespace ``wake-ups``.
+scheduled wake-ups of every namespace ``wake-ups``, and the simulator's lease ``lease:simulator``.
 
 On one Redis the prefix is ``fleet-emulator`` (the default namespace) or ``fleet-emulator:ns:<name>``. On a
 Redis Cluster (``RedisKeys.of(..., cluster=True)``) the prefix is that name as a hash tag,
@@ -114,6 +114,10 @@ class RedisKeys:
     @property
     def wake_ups(self) -> str:
         return f"{self.prefix}:wake-ups"
+
+    def lease(self, name: str) -> str:
+        """The key of a lease (``simulator``): the id of the process that holds it."""
+        return f"{self.prefix}:lease:{name}"
 
     @property
     def namespace_deleted(self) -> str:

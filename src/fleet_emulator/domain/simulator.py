@@ -7,7 +7,8 @@ until full. ``Simulator.step`` advances every driven vehicle by the emulator tim
 and live states follow) and publishes the ``MissionProgressed`` events. Within a step time is spent
 transition by transition, so the outcome does not depend on how finely the clock was advanced; randomness
 comes from one ``random.Random`` per vehicle, seeded from the simulator's seed and the vehicle id, so the
-same seed, fleet and clock advances give the same states and events.
+same seed, fleet and clock advances give the same states and events. Replicas on one Redis each run a
+simulator, but only the one holding the simulator's lease steps: the others take over if it stops.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from fleet_emulator.backends.base import Lease
 from fleet_emulator.domain import routes
 from fleet_emulator.domain.background import keep_cancellation
 from fleet_emulator.domain.clock import EmulatorClock
@@ -41,6 +43,8 @@ from fleet_emulator.domain.routes import Point
 log = logging.getLogger(__name__)
 
 MAX_STEP = timedelta(minutes=5)
+MIN_LEASE = timedelta(seconds=5)  # how long the simulator's lease lasts unless renewed, at least
+LEASE_STEPS = 3  # steps that may be missed before another replica takes the lease over
 PAGE_SIZE = 500
 IDLE_BEFORE_SLEEP_S = 300.0
 MISSION_WAIT_S = (60.0, 1200.0)
@@ -241,10 +245,17 @@ class Simulator:
     ``run`` steps at ``rate_hz`` in real time, tests call ``step`` after moving a virtual clock."""
 
     def __init__(
-        self, emulation: Emulation, clock: EmulatorClock, seed: int = 0, rate_hz: float = 1.0
+        self,
+        emulation: Emulation,
+        clock: EmulatorClock,
+        seed: int = 0,
+        rate_hz: float = 1.0,
+        lease: Lease | None = None,
     ) -> None:
+        """With a ``lease``, steps are taken only while this process holds it: one replica simulates."""
         if rate_hz <= 0:
             raise ValueError(f"rate_hz must be positive, not {rate_hz}")
+        self.lease = lease
         self.store = emulation.backend.state
         self.updates = emulation.updates
         self.clock = clock
@@ -255,10 +266,14 @@ class Simulator:
 
     async def run(self) -> None:
         """Step every ``1 / rate_hz`` seconds until cancelled; a step the backend cannot serve is skipped."""
+        lease_ttl = max(MIN_LEASE, LEASE_STEPS * timedelta(seconds=1 / self.rate_hz))
         while True:
             try:
                 await self.clock.refresh()
-                await self.step()
+                if self.lease is None or await self.lease.hold(lease_ttl):
+                    await self.step()
+                else:
+                    self._last_step = self.clock.now()  # another replica simulates meanwhile
             except Unavailable as exc:
                 log.warning("simulation step skipped: %s", exc)
             keep_cancellation()
