@@ -12,6 +12,7 @@ from fleet_emulator.backends.base import Backend, ControlStore
 from fleet_emulator.domain.faults import AddLatency, FailCall, FaultRule
 from fleet_emulator.domain.policies import AuthMode, Policies, RatePeriod, RateRule
 from fleet_emulator.domain.rate_limits import take_units
+from fleet_emulator.domain.scenario import parse_scenario
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 SECOND_US = 1_000_000
@@ -122,3 +123,15 @@ async def test_clear_forgets_everything_and_moves_the_version(control: ControlSt
     assert await control.policies() is None
     assert await control.rules() == []
     assert await control.due_wake_ups(NOW) == []
+
+
+async def test_a_loaded_scenario_is_kept_through_a_clear_until_dropped(control: ControlStore) -> None:
+    small = parse_scenario(
+        "name: small\nfleets:\n  - id: kiel\n    generate: {count: 3}\n", "small.yaml", NOW
+    )
+    assert await control.scenario() is None
+    await control.set_scenario(small)
+    await control.clear()
+    assert await control.scenario() == small
+    await control.set_scenario(None)
+    assert await control.scenario() is None

@@ -476,3 +476,22 @@ async def test_the_namespace_limit_counts_the_namespaces_of_every_replica(tmp_pa
     finally:
         redis.stop()
     assert alone == ["OK", "RESOURCE_EXHAUSTED", "OK", "OK"]
+
+
+async def test_a_reset_through_any_replica_goes_back_to_the_scenario_loaded_through_another(
+    one_and_three: Any,
+) -> None:
+    async def scenario(turn: Callable[[], Client]) -> list[Any]:
+        client = turn()
+        small = "name: small\nfleets:\n  - id: kiel\n    generate: {count: 3}\n"
+        await client.admin.LoadScenario(adm.LoadScenarioRequest(yaml=small), metadata=client.metadata)
+        client = turn()
+        await client.admin.DeleteFleet(adm.DeleteFleetRequest(fleet_id="kiel"), metadata=client.metadata)
+        client = turn()
+        reset = await client.admin.ResetEmulator(adm.ResetEmulatorRequest(), metadata=client.metadata)
+        client = turn()
+        fleets = (await client.api.ListFleets(pb.ListFleetsRequest(), metadata=client.metadata)).fleets
+        return [(reset.fleet_count, reset.vehicle_count), [f.id for f in fleets]]
+
+    seen = await same_through_one_and_three(one_and_three, scenario)
+    assert seen == [(1, 3), ["kiel"]]

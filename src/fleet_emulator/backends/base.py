@@ -27,6 +27,7 @@ from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import Fleet, Vehicle
 from fleet_emulator.domain.paging import PageCursor
 from fleet_emulator.domain.policies import Policies
+from fleet_emulator.domain.scenario import Scenario
 
 
 class StateStore(Protocol):
@@ -223,6 +224,15 @@ class ControlStore(Protocol):
         token was taken and the units left. A new bucket is full."""
         ...
 
+    async def scenario(self) -> Scenario | None:
+        """The scenario loaded into the namespace (``LoadScenario``), which a reset goes back to; None
+        while it has the emulator's."""
+        ...
+
+    async def set_scenario(self, scenario: Scenario | None) -> None:
+        """Keep the namespace's scenario (None: the emulator's again); ``clear`` keeps it."""
+        ...
+
     async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None: ...
 
     async def due_wake_ups(self, now: datetime) -> list[str]:
@@ -232,7 +242,7 @@ class ControlStore(Protocol):
     async def forget_wake_up(self, vehicle_id: str) -> None: ...
 
     async def clear(self) -> None:
-        """Forget policies, rules, buckets and wake-ups."""
+        """Forget policies, rules, buckets and wake-ups (not the scenario)."""
         ...
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from fleet_emulator.domain.faults import FaultRule
 from fleet_emulator.domain.policies import Policies
 from fleet_emulator.domain.rate_limits import take_units
+from fleet_emulator.domain.scenario import Scenario
 
 
 class MemoryControlStore:
@@ -22,6 +23,7 @@ class MemoryControlStore:
         self._draws: dict[str, int] = {}
         self._buckets: dict[str, tuple[int, int]] = {}
         self._wake_ups: dict[str, datetime] = {}
+        self._scenario: Scenario | None = None
 
     def _changed(self) -> None:
         self._version += 1
@@ -82,6 +84,12 @@ class MemoryControlStore:
         taken, units, updated = take_units(self._buckets.get(bucket), capacity, requests, period_us, now_us)
         self._buckets[bucket] = (units, updated)
         return taken, units
+
+    async def scenario(self) -> Scenario | None:
+        return self._scenario
+
+    async def set_scenario(self, scenario: Scenario | None) -> None:
+        self._scenario = scenario
 
     async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None:
         self._wake_ups[vehicle_id] = due

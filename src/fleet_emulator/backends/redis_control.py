@@ -5,7 +5,8 @@ Every change that touches several keys is one Lua script, so it is atomic across
 checks the limit, a hit removes a rule with its last hit, a draw is numbered with ``HINCRBY``, and a token
 bucket is refilled and taken from in one step (the same steps as ``rate_limits.take_units``; times are sent
 as seconds and microseconds, so that the elapsed time stays exact in Lua's doubles). Each change of the
-policies or rules increments ``version``, which a namespace reads at the start of every call. Scheduled
+policies or rules increments ``version``, which a namespace reads at the start of every call. A scenario
+loaded into the namespace is kept as JSON (``scenario``), outside what a reset clears. Scheduled
 wake-ups of every namespace are one sorted set, ``<namespace>\n<vehicle id>`` by due time, so that any
 replica finds the namespaces with wake-ups due; the registry of namespaces is one set, and a deletion is
 announced on a channel that every replica listens to. A lease (the simulator's) is a key naming the
@@ -16,6 +17,7 @@ time, so that two replicas advancing at once both count. Keys are listed in ``re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -32,6 +34,7 @@ from fleet_emulator.domain.codec import decode_as, encode
 from fleet_emulator.domain.faults import FaultRule
 from fleet_emulator.domain.models import EPOCH
 from fleet_emulator.domain.policies import Policies
+from fleet_emulator.domain.scenario import Scenario
 
 MICROSECOND = timedelta(microseconds=1)
 PARTS = ("version", "policies", "rules", "rule-order", "rule-hits", "rule-draws", "buckets")
@@ -120,6 +123,7 @@ class RedisControlStore:
         self.client = client
         self.key = {part: keys.control(part) for part in PARTS}
         self.wake_ups = RedisKeys().wake_ups
+        self.scenario_key = keys.control("scenario")
         self.namespace = namespace
         self._set_policies = client.register_script(SET_POLICIES)
         self._add_rule = client.register_script(ADD_RULE)
@@ -199,6 +203,21 @@ class RedisControlStore:
         args: list[str | int] = [bucket, capacity, requests, period_us, seconds, micros]
         taken, units = await self._take_token(keys=self._keys("buckets"), args=args)
         return bool(taken), int(units)
+
+    @mapped
+    async def scenario(self) -> Scenario | None:
+        raw: Any = await self.client.get(self.scenario_key)
+        if raw is None:
+            return None
+        return await asyncio.to_thread(lambda: decode_as(Scenario, json.loads(raw)))  # up to megabytes
+
+    @mapped
+    async def set_scenario(self, scenario: Scenario | None) -> None:
+        if scenario is None:
+            await self.client.delete(self.scenario_key)
+            return
+        text = await asyncio.to_thread(lambda: json.dumps(encode(scenario)))
+        await self.client.set(self.scenario_key, text)
 
     @mapped
     async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None:

@@ -120,13 +120,15 @@ class Namespace:
             call.cancel()
 
     async def reset(self) -> None:
-        """Back to the namespace's scenario and starting policies: state, streams, faults, journal,
-        rate-limit buckets and wake-ups are forgotten."""
+        """Back to the namespace's scenario (the one loaded through any replica) and starting policies:
+        state, streams, faults, journal, rate-limit buckets and wake-ups are forgotten."""
+        self.scenario = await self.emulation.backend.control.scenario() or self.scenario
         await self.emulation.reset(self.scenario)
         self.journal.forget_all()
         await self.refresh()
 
     async def load(self, scenario: Scenario) -> None:
+        await self.emulation.backend.control.set_scenario(scenario)
         self.scenario = scenario
         await self.reset()
 
@@ -235,6 +237,7 @@ class Namespaces:
         try:
             known = not await namespace.emulation.backend.state.claim_seeding() or known
             await namespace.emulation.backend.clear()
+            await namespace.emulation.backend.control.set_scenario(None)
             await self.registry.remove(name)
             await self.registry.announce_deleted(name)
         finally:
