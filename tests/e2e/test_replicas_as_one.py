@@ -26,6 +26,7 @@ from fleet_emulator._gen.emulator.admin.v1 import admin_pb2 as adm
 from fleet_emulator._gen.emulator.admin.v1 import admin_pb2_grpc as admin_grpc
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as pb
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2_grpc as pb_grpc
+from tests.api.commanding import events_since, position
 from tests.e2e.harness import EmulatorProcess, free_port, serve_command, start
 from tests.redis_server import RedisServer
 from tests.steering import HAMBURG_EVENTS, SEED_VEHICLE
@@ -45,6 +46,10 @@ class Client:
     api: pb_grpc.FleetStateServiceAsyncStub
     admin: admin_grpc.AdminServiceAsyncStub
     metadata: tuple[tuple[str, str], ...]
+
+    @property
+    def namespace(self) -> str:
+        return dict(self.metadata)["x-emulator-namespace"]
 
 
 Scenario = Callable[[Callable[[], Client]], Awaitable[list[Any]]]
@@ -279,11 +284,7 @@ async def test_a_vehicle_woken_through_one_replica_comes_online_on_a_clock_moved
         await client.admin.UpdateVehicle(
             adm.UpdateVehicleRequest(vehicle=asleep, update_mask=mask), metadata=client.metadata
         )
-        since = (
-            await client.api.PollVehicleEvents(
-                pb.PollRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
-            )
-        ).message_id
+        since = await position(client.api, client.namespace)
         client = turn()
         woken = await client.api.WakeUpVehicle(
             pb.WakeUpVehicleRequest(vehicle_id=SEED_VEHICLE), metadata=client.metadata
@@ -293,8 +294,7 @@ async def test_a_vehicle_woken_through_one_replica_comes_online_on_a_clock_moved
             adm.AdvanceClockRequest(by=by(timedelta(minutes=1))), metadata=client.metadata
         )
         client = turn()
-        request = pb.PollRequest(event_id=HAMBURG_EVENTS, last_message_id=since)
-        events = (await client.api.PollVehicleEvents(request, metadata=client.metadata)).events
+        events = await events_since(client.api, since, client.namespace)
         return [woken.vehicle.connectivity, [e.connectivity_changed.current for e in events]]
 
     seen = await same_through_one_and_three(one_and_three, scenario)
@@ -327,11 +327,7 @@ async def test_of_updates_racing_with_one_etag_one_wins(one_and_three: Any) -> N
 async def test_of_commands_racing_with_one_idempotency_key_one_runs(one_and_three: Any) -> None:
     async def scenario(turn: Callable[[], Client]) -> list[Any]:
         client = turn()
-        since = (
-            await client.api.PollVehicleEvents(
-                pb.PollRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
-            )
-        ).message_id
+        since = await position(client.api, client.namespace)
         results = []
         for key in ("first", "second", "third"):
             racing = []
@@ -342,8 +338,7 @@ async def test_of_commands_racing_with_one_idempotency_key_one_runs(one_and_thre
             answers = await asyncio.gather(*racing)
             results.append(len({a.result.command_id for a in answers}))
         client = turn()
-        request = pb.PollRequest(event_id=HAMBURG_EVENTS, last_message_id=since)
-        events = (await client.api.PollVehicleEvents(request, metadata=client.metadata)).events
+        events = await events_since(client.api, since, client.namespace)
         counts = [e.command_executed.result.execution_count for e in events if e.HasField("command_executed")]
         return [results, counts]
 
@@ -372,9 +367,7 @@ async def test_the_journal_and_the_client_report_hold_the_calls_of_every_replica
         later = await client.admin.ListJournalEntries(after, metadata=client.metadata)
         for _ in range(3):  # back to back, far more often than the polling interval allows
             client = turn()
-            await client.api.PollVehicleEvents(
-                pb.PollRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
-            )
+            await position(client.api, client.namespace)
         client = turn()
         report = await client.admin.GetClientReport(adm.GetClientReportRequest(), metadata=client.metadata)
         found = [(c.client, [(f.practice, len(f.calls)) for f in c.findings]) for c in report.clients]
@@ -394,7 +387,7 @@ async def test_a_namespace_deleted_through_one_replica_cuts_off_its_streams_on_a
 ) -> None:
     async def scenario(turn: Callable[[], Client]) -> list[Any]:
         client = turn()
-        namespace = dict(client.metadata)["x-emulator-namespace"]
+        namespace = client.namespace
         stream = client.api.StreamVehicleEvents(
             pb.StreamRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
         )
@@ -418,11 +411,7 @@ async def test_a_namespace_deleted_through_one_replica_cuts_off_its_streams_on_a
 async def test_a_publish_retried_through_another_replica_is_not_published_again(one_and_three: Any) -> None:
     async def scenario(turn: Callable[[], Client]) -> list[Any]:
         client = turn()
-        since = (
-            await client.api.PollVehicleEvents(
-                pb.PollRequest(event_id=HAMBURG_EVENTS), metadata=client.metadata
-            )
-        ).message_id
+        since = await position(client.api, client.namespace)
         event = pb.Event(
             id="publisher-7",
             vehicle_id=SEED_VEHICLE,
@@ -436,8 +425,7 @@ async def test_a_publish_retried_through_another_replica_is_not_published_again(
             )
             answers.append((published.message_id, published.event.publish_time.ToJsonString()))
         client = turn()
-        request = pb.PollRequest(event_id=HAMBURG_EVENTS, last_message_id=since)
-        events = (await client.api.PollVehicleEvents(request, metadata=client.metadata)).events
+        events = await events_since(client.api, since, client.namespace)
         return [len(set(answers)), [e.id for e in events]]
 
     seen = await same_through_one_and_three(one_and_three, scenario)
