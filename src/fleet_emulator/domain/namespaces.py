@@ -248,8 +248,11 @@ class Namespaces:
         """Free what this process holds of each namespace another replica deletes, cutting off its calls
         (runs until cancelled; fails when the announcements cannot be heard, to be started again)."""
         async for name in self.registry.deletions():
-            creating = self._others.pop(name, None)
-            if creating is not None and creating.done() and creating.exception() is None:
+            creating = self._others.get(name)
+            if creating is None or not creating.done():  # not here, or being made afresh: nothing to free
+                continue
+            del self._others[name]
+            if creating.exception() is None:
                 await self._free(creating.result())
 
     async def drop_idle(self) -> list[str]:
