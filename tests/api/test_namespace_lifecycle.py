@@ -125,6 +125,9 @@ async def test_beyond_the_limit_a_new_namespace_is_refused(few: Target) -> None:
     )
     assert details_of(rich_status(error), error_details_pb2.RetryInfo)
     assert details_of(rich_status(error), error_details_pb2.QuotaFailure)
+    for n in range(20):  # names refused at the limit are not held
+        await failure(few.api.ListFleets(pb.ListFleetsRequest(), metadata=ns(f"refused-{n}")))
+    assert sorted(few.emulator.namespaces._others) == ["one", "two"]  # what the process holds
     await few.api.ListFleets(pb.ListFleetsRequest(), metadata=ns("one"))  # known ones still work
     await few.admin.DeleteNamespace(adm.DeleteNamespaceRequest(namespace="one"))
     await few.api.ListFleets(pb.ListFleetsRequest(), metadata=ns("three"))

@@ -247,18 +247,19 @@ class Journal:
         """Every entry, oldest first: the store's and the running ones numbered so far."""
         if self.store is None:
             return list(self.entries)
-        running = [e for e in self.entries if e.sequence]
-        return sorted([*await self.store.entries(), *running], key=lambda e: e.sequence)
+        return _in_order([*await self.store.entries(), *self._numbered()])
 
     async def find(self, query: JournalQuery) -> list[JournalEntry]:
         """The entries the query admits, oldest first: the store's (which it filters before reading them
         whole) and the running ones numbered so far."""
-        if self.store is None:
-            held = list(self.entries)
-        else:
-            held = [*await self.store.find(query), *(e for e in self.entries if e.sequence)]
-        found = sorted((e for e in held if query.admits(e)), key=lambda e: e.sequence)
-        return found[: query.limit]
+        if self.store is None:  # the entries here are in order: stop at the limit
+            return list(itertools.islice((e for e in self.entries if query.admits(e)), query.limit))
+        held = [*await self.store.find(query), *(e for e in self._numbered() if query.admits(e))]
+        return _in_order(held)[: query.limit]
+
+    def _numbered(self) -> list[JournalEntry]:
+        """The running entries the store numbered already (streams), where there is a store."""
+        return [e for e in self.entries if e.sequence]
 
     async def clear(self) -> int:
         count = self.forget_all()
@@ -270,3 +271,7 @@ class Journal:
         while self.entries:
             self.drop_oldest()
         return count
+
+
+def _in_order(entries: list[JournalEntry]) -> list[JournalEntry]:
+    return sorted(entries, key=lambda e: e.sequence)

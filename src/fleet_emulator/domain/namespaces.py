@@ -189,9 +189,14 @@ class Namespaces:
             return self.default
         check_name(name)
         creating = self._others.get(name)
-        if creating is None or (creating.done() and creating.exception() is not None):
+        if creating is None:
             creating = self._others[name] = asyncio.ensure_future(self._create(name))
-        namespace = await asyncio.shield(creating)
+        try:
+            namespace = await asyncio.shield(creating)
+        except BaseException:
+            if creating.done() and self._others.get(name) is creating:  # refused or failed: not kept, so
+                del self._others[name]  # that names refused at the limit hold no memory
+            raise
         namespace.last_used = time.monotonic()
         return namespace
 
