@@ -212,13 +212,13 @@ class Emulator:
         streams = StreamSettings(retention=settings.retention, max_length=settings.max_stream_length)
         self.namespaces = Namespaces(
             self.backends,
+            self.backends.registry(),
             self.clock,
             scenario,
             streams,
             settings.policies,
             settings.jwt_secret,
             settings.limits,
-            self.backends.registry(),
         )
         self.server = _grpc_server(self.namespaces, settings.admin_token, settings.reuse_port)
         services = generic_only(self.server)

@@ -38,6 +38,7 @@ class SlowBackends(MemoryBackends):
     """Memory backends whose default namespace has the slow store, which connecting waits for."""
 
     def __init__(self, store: SlowToStartStore) -> None:
+        super().__init__()
         self.store = store
 
     def __call__(self, namespace: str) -> Backend:

@@ -295,7 +295,8 @@ class NamespaceRegistry(Protocol):
         ...
 
     async def with_wake_ups_due(self, now: datetime) -> list[str]:
-        """The namespaces with a wake-up due at ``now`` (``ControlStore.schedule_wake_up``)."""
+        """The namespaces with a wake-up due at ``now``, scheduled by any replica
+        (``ControlStore.schedule_wake_up``)."""
         ...
 
 

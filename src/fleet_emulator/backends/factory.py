@@ -37,6 +37,7 @@ from fleet_emulator.backends.memory_control import (
     MemoryControlStore,
     MemoryLease,
     MemoryNamespaceRegistry,
+    WakeUpsDue,
 )
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
 from fleet_emulator.backends.redis_clients import (
@@ -173,8 +174,12 @@ class Backends(Protocol):
 
 
 class MemoryBackends:
+    def __init__(self) -> None:
+        self.wake_ups: WakeUpsDue = {}  # of every namespace, as Redis keeps them in one sorted set
+
     def __call__(self, namespace: str) -> Backend:
-        return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed(), MemoryControlStore())
+        control = MemoryControlStore(namespace, self.wake_ups)
+        return Backend(MemoryStateStore(), MemoryEventLog(), MemoryStateFeed(), control)
 
     async def connect(self, timeout_s: float) -> None:
         return None
@@ -186,7 +191,7 @@ class MemoryBackends:
         return MemoryClockStore()
 
     def registry(self) -> NamespaceRegistry:
-        return MemoryNamespaceRegistry()
+        return MemoryNamespaceRegistry(self.wake_ups)
 
     def lease(self, name: str) -> Lease:
         return MemoryLease()

@@ -14,15 +14,20 @@ from fleet_emulator.domain.policies import Policies
 from fleet_emulator.domain.rate_limits import take_units
 from fleet_emulator.domain.scenario import Scenario
 
+WakeUpsDue = dict[tuple[str, str], datetime]  # (namespace, vehicle id) -> due, of every namespace
+
 
 class MemoryControlStore:
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = "", wake_ups: WakeUpsDue | None = None) -> None:
+        """``wake_ups`` is shared by the namespaces of one process and its registry (as one sorted set is
+        on Redis), so that the registry finds the namespaces with wake-ups due."""
+        self.namespace = namespace
+        self.wake_ups: WakeUpsDue = {} if wake_ups is None else wake_ups
         self._version = 0
         self._policies: Policies | None = None
         self._rules: dict[str, FaultRule] = {}  # in creation order
         self._draws: dict[str, int] = {}
         self._buckets: dict[str, tuple[int, int]] = {}
-        self._wake_ups: dict[str, datetime] = {}
         self._scenario: Scenario | None = None
 
     def _changed(self) -> None:
@@ -92,20 +97,21 @@ class MemoryControlStore:
         self._scenario = scenario
 
     async def schedule_wake_up(self, vehicle_id: str, due: datetime) -> None:
-        self._wake_ups[vehicle_id] = due
+        self.wake_ups[self.namespace, vehicle_id] = due
 
     async def due_wake_ups(self, now: datetime) -> list[str]:
-        return [v for v, due in self._wake_ups.items() if due <= now]
+        return [v for (n, v), due in self.wake_ups.items() if n == self.namespace and due <= now]
 
     async def forget_wake_up(self, vehicle_id: str) -> None:
-        self._wake_ups.pop(vehicle_id, None)
+        self.wake_ups.pop((self.namespace, vehicle_id), None)
 
     async def clear(self) -> None:
         self._policies = None
         self._rules.clear()
         self._draws.clear()
         self._buckets.clear()
-        self._wake_ups.clear()
+        for key in [k for k in self.wake_ups if k[0] == self.namespace]:
+            del self.wake_ups[key]
         self._changed()
 
 
@@ -125,10 +131,11 @@ class MemoryClockStore:
 
 
 class MemoryNamespaceRegistry:
-    """The namespaces of the one process; their wake-ups are settled through the namespaces it holds."""
+    """The namespaces of the one process, and the wake-ups its control stores scheduled."""
 
-    def __init__(self) -> None:
+    def __init__(self, wake_ups: WakeUpsDue | None = None) -> None:
         self._names: set[str] = set()
+        self.wake_ups: WakeUpsDue = {} if wake_ups is None else wake_ups
 
     async def add(self, name: str, limit: int) -> bool:
         if name not in self._names and len(self._names) >= limit:
@@ -150,7 +157,7 @@ class MemoryNamespaceRegistry:
         yield ""
 
     async def with_wake_ups_due(self, now: datetime) -> list[str]:
-        return []
+        return sorted({n for (n, _), due in self.wake_ups.items() if due <= now})
 
 
 class MemoryLease:

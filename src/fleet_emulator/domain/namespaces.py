@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fleet_emulator.backends.base import Backend, NamespaceRegistry
-from fleet_emulator.backends.memory_control import MemoryNamespaceRegistry
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.clock import EmulatorClock
 from fleet_emulator.domain.emulation import Emulation
@@ -145,16 +144,17 @@ class Namespaces:
     def __init__(
         self,
         make_backend: Callable[[str], Backend],
+        registry: NamespaceRegistry,
         clock: EmulatorClock,
         scenario: Scenario,
         stream_settings: StreamSettings | None = None,
         policies: Policies = DEFAULT_POLICIES,
         jwt_secret: str = "",
         limits: NamespaceLimits | None = None,
-        registry: NamespaceRegistry | None = None,
     ) -> None:
+        """``registry`` comes with ``make_backend`` (``Backends.registry``): it sees their wake-ups."""
         self.make_backend = make_backend
-        self.registry = registry or MemoryNamespaceRegistry()
+        self.registry = registry
         self.policies = policies
         self.jwt_secret = jwt_secret  # HS256 secret of the bearer tokens (Settings.jwt_secret)
         self.clock = clock
@@ -299,13 +299,10 @@ class Namespaces:
             namespace.cut(stopping, streams_only=True)
 
     async def settle_wake_ups(self) -> None:
-        """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``): those this
-        process holds, and those with a wake-up due that another replica scheduled."""
+        """Bring online the vehicles of every namespace whose wake-up is due (``wake_ups.py``), whichever
+        replica scheduled it: only the namespaces the registry names as having one due are visited."""
         await self.clock.refresh()
-        names = {n.name for n in self.created()} | set(
-            await self.registry.with_wake_ups_due(self.clock.now())
-        )
-        for name in sorted(names):
+        for name in await self.registry.with_wake_ups_due(self.clock.now()):
             await (await self.get(name)).emulation.wake_ups.settle_due()
 
     async def close(self) -> None:
