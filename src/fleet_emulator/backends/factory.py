@@ -40,6 +40,7 @@ from fleet_emulator.backends.memory_control import (
     WakeUpsDue,
 )
 from fleet_emulator.backends.memory_events import MemoryEventLog, MemoryStateFeed
+from fleet_emulator.backends.redis_batches import CoalescedReads
 from fleet_emulator.backends.redis_clients import (
     ClusterClient,
     Replication,
@@ -215,6 +216,7 @@ class RedisBackends:
         self.replication = Replication(wait_replicas)
         self.client = self.new_client(max_connections=MAX_POOLED_CONNECTIONS)
         self.event_client = self.new_event_client(max_connections=MAX_POOLED_CONNECTIONS)
+        self.reads = CoalescedReads(self.client)
 
     def new_client(self, **options: Any) -> aioredis.Redis:
         """A client of the Redis, or of the cluster (``ClusterClient``: the same commands, typed as a plain
@@ -253,10 +255,10 @@ class RedisBackends:
         events = RedisEventLog(self.event_client, keys, self.tail_connection)
         subscriber = self.connection_for if self.cluster else None
         return Backend(
-            RedisStateStore(self.client, keys),
+            RedisStateStore(self.client, keys, self.reads),
             events,
             RedisStateFeed(self.client, keys, subscriber),
-            RedisControlStore(self.client, keys, namespace),
+            RedisControlStore(self.client, keys, namespace, self.reads),
             RedisJournalStore(self.client, keys),
         )
 
@@ -325,7 +327,7 @@ class RedisBackends:
         return str(kept)
 
     def clock_store(self) -> ClockStore:
-        return RedisClockStore(self.client, RedisKeys())
+        return RedisClockStore(self.reads, RedisKeys())
 
     def registry(self) -> NamespaceRegistry:
         return RedisNamespaceRegistry(self.client, self.connection_for)

@@ -27,6 +27,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from fleet_emulator.backends.redis_batches import CoalescedReads
 from fleet_emulator.backends.redis_errors import FAILURES, mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.domain.background import keep_cancellation
@@ -119,8 +120,11 @@ def _micros(when: datetime) -> int:
 
 
 class RedisControlStore:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, namespace: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: RedisKeys, namespace: str, reads: CoalescedReads
+    ) -> None:
         self.client = client
+        self.reads = reads
         self.key = {part: keys.control(part) for part in PARTS}
         self.wake_ups = RedisKeys().wake_ups
         self.scenario_key = keys.control("scenario")
@@ -142,7 +146,7 @@ class RedisControlStore:
 
     @mapped
     async def version(self) -> str:
-        version: Any = await self.client.get(self.key["version"])
+        version: Any = await self.reads.read("GET", self.key["version"])
         return str(version or 0)
 
     @mapped
@@ -298,13 +302,14 @@ class RedisNamespaceRegistry:
 
 
 class RedisClockStore:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
-        self.client = client
+    def __init__(self, reads: CoalescedReads, keys: RedisKeys) -> None:
+        self.client = reads.client
+        self.reads = reads
         self.key = keys.clock
 
     @mapped
     async def load(self) -> datetime | None:
-        micros: Any = await self.client.get(self.key)
+        micros: Any = await self.reads.read("GET", self.key)
         return EPOCH + int(micros) * MICROSECOND if micros is not None else None
 
     @mapped

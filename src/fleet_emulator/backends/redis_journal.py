@@ -3,42 +3,51 @@
 An entry is kept twice over: its stored form (``journal_bytes.dump``) in the hash ``journal:entries`` under
 its sequence number, and a line of what queries filter on (sequence, method, flow id, code, size) in the
 stream ``journal:index``, so that ``ListJournalEntries`` reads the small index and only the entries it
-returns. Keeping an entry is one Lua script: it numbers the entry (``INCR`` of ``journal:sequence``)
-unless a running stream was numbered when it started, adds both, and drops the oldest entries while there
-are more than the capacity or their bytes (``journal:bytes``) exceed the budget, keeping at least the
-newest.
+returns. Keeping entries is one Lua script for the entries of every call that finished meanwhile
+(``redis_batches.Batcher``): it numbers each entry (``INCR`` of ``journal:sequence``) unless a running stream
+was numbered when it started, adds both, and drops the oldest entries while there are more than the
+capacity or their bytes (``journal:bytes``) exceed the budget, keeping at least the newest.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from fleet_emulator.backends import journal_bytes
+from fleet_emulator.backends.redis_batches import Batcher
 from fleet_emulator.backends.redis_errors import mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.domain.journal import JournalEntry, JournalQuery
 
+Keeping = tuple[JournalEntry, int, int]  # an entry, the capacity and the byte budget
 DECODE_IN_THREAD = 200  # entries read at once beyond which they are decoded off the event loop
 KEEP = """
-local sequence = tonumber(ARGV[1])
-if sequence == 0 then sequence = redis.call('INCR', KEYS[3]) end
-local size = string.len(ARGV[2])
-redis.call('XADD', KEYS[1], '*', 'seq', sequence, 'size', size, 'method', ARGV[5], 'flow', ARGV[6],
-  'code', ARGV[7])
-redis.call('HSET', KEYS[2], sequence, ARGV[2])
-local used = redis.call('INCRBY', KEYS[4], size)
+local capacity, budget = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sequences = {}
+local used = 0
+for at = 3, #ARGV, 5 do
+  local sequence = tonumber(ARGV[at])
+  if sequence == 0 then sequence = redis.call('INCR', KEYS[3]) end
+  local size = string.len(ARGV[at + 1])
+  redis.call('XADD', KEYS[1], '*', 'seq', sequence, 'size', size, 'method', ARGV[at + 2],
+    'flow', ARGV[at + 3], 'code', ARGV[at + 4])
+  redis.call('HSET', KEYS[2], sequence, ARGV[at + 1])
+  used = redis.call('INCRBY', KEYS[4], size)
+  sequences[#sequences + 1] = sequence
+end
 while redis.call('XLEN', KEYS[1]) > 1
-  and (redis.call('XLEN', KEYS[1]) > tonumber(ARGV[3]) or used > tonumber(ARGV[4])) do
+  and (redis.call('XLEN', KEYS[1]) > capacity or used > budget) do
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
   redis.call('XDEL', KEYS[1], oldest[1])
   redis.call('HDEL', KEYS[2], oldest[2][2])
   used = redis.call('DECRBY', KEYS[4], tonumber(oldest[2][4]))
 end
-return sequence
-"""
+return sequences
+"""  # ARGV: capacity, budget, then per entry: sequence (0: number it now), stored form, method, flow id, code
 CLEAR = """
 local count = redis.call('XLEN', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
@@ -54,6 +63,7 @@ class RedisJournalStore:
         self.sequence_key = keys.journal("sequence")
         self.bytes_key = keys.journal("bytes")
         self._keep = client.register_script(KEEP)
+        self._kept: Batcher[Keeping, int] = Batcher(self._keep_all)
         self._clear = client.register_script(CLEAR)
 
     @mapped
@@ -63,17 +73,16 @@ class RedisJournalStore:
 
     @mapped
     async def keep(self, entry: JournalEntry, capacity: int, budget_bytes: int) -> None:
+        entry.sequence = await self._kept.submit((entry, capacity, budget_bytes))
+
+    async def _keep_all(self, batch: Sequence[Keeping]) -> list[int]:
+        """The entries of concurrent calls in one script (the budgets are the newest call's)."""
+        _, capacity, budget_bytes = batch[-1]
+        args: list[str | int] = [capacity, budget_bytes]
+        for entry, _, _ in batch:
+            args += [entry.sequence, journal_bytes.dump(entry), entry.method, entry.flow_id, entry.code]
         keys = [self.index_key, self.entries_key, self.sequence_key, self.bytes_key]
-        args: list[str | int] = [
-            entry.sequence,
-            journal_bytes.dump(entry),
-            capacity,
-            budget_bytes,
-            entry.method,
-            entry.flow_id,
-            entry.code,
-        ]
-        entry.sequence = int(await self._keep(keys=keys, args=args))
+        return [int(sequence) for sequence in await self._keep(keys=keys, args=args)]
 
     @mapped
     async def entries(self) -> list[JournalEntry]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from fleet_emulator.backends.redis_batches import CoalescedReads
 from fleet_emulator.backends.redis_errors import mapped
 from fleet_emulator.backends.redis_keys import RedisKeys
 from fleet_emulator.domain.codec import decode_as, encode
@@ -72,8 +73,9 @@ class DecodedVehicles:
 
 
 class RedisStateStore:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys, reads: CoalescedReads) -> None:
         self.client = client
+        self.reads = reads
         self.keys = keys
         self.vehicles = DecodedVehicles()
         self._replace_vehicle = client.register_script(REPLACE_VEHICLE)
@@ -162,7 +164,7 @@ class RedisStateStore:
 
     @mapped
     async def get_vehicle(self, vehicle_id: str) -> Vehicle | None:
-        raw: Any = await self.client.hget(self.keys.vehicles, vehicle_id)
+        raw: Any = await self.reads.read("HGET", self.keys.vehicles, vehicle_id)
         return self.vehicles.of(raw) if raw else None
 
     @mapped
