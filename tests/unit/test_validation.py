@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
 
 from fleet_emulator.domain.errors import Violations
-from fleet_emulator.domain.flow import choose_flow_id
+from fleet_emulator.domain.flow import choose_flow_id, new_flow_id
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.validation import check_fleet_id
 
@@ -48,6 +51,28 @@ def test_unusable_client_flow_ids_are_replaced(sent: str) -> None:
     chosen = choose_flow_id(sent)
     assert chosen != sent
     assert len(chosen) == 36
+
+
+def test_new_flow_ids_are_random_version_4_uuids() -> None:
+    made = [new_flow_id() for _ in range(1000)]
+    assert len(set(made)) == len(made)
+    for text in made[:50]:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+
+
+def test_a_forked_child_makes_other_flow_ids_than_its_parent() -> None:
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next id, to the parent, then leave without running pytest's exit
+        os.write(writing, new_flow_id().encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    with os.fdopen(reading, "rb") as pipe:
+        childs = pipe.read().decode()
+    assert uuid.UUID(childs).version == 4
+    assert childs != new_flow_id()
 
 
 def test_a_usable_client_flow_id_is_kept() -> None:
