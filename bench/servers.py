@@ -10,7 +10,9 @@ either backend, optionally prepared (e.g. prefilled) before it reports its port.
 ``BareFleetState`` is the unary baseline: v2 ``GetVehicle`` and ``ListVehicles`` over vehicles held as
 ``v2.Vehicle`` messages (the emulator's own, as it answered them), looked up per call, each answer built as a
 new response message and serialized by grpc per call, like any servicer: no interceptor, no storage, no
-conversion. ``ListVehicles`` answers the first ``page_size`` vehicles of the fleet, with the emulator's
+conversion. It sends the response headers a client of the emulator gets, since they are part of what the
+client sees: the contract's ``x-flow-id`` (a new id per call, made as the emulator makes it), before the
+answer, as the emulator sends them. ``ListVehicles`` answers the first ``page_size`` vehicles of the fleet, with the emulator's
 next-page token when more follow (the benchmark only asks for the first page).
 """
 
@@ -31,6 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.cpu import pin
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
+from fleet_emulator.domain.flow import FLOW_ID_HEADER, new_flow_id
 from fleet_emulator.server import Emulator, Settings
 
 HOST = "127.0.0.1"
@@ -169,12 +172,14 @@ class BareFleetState:
         self.next_page_token = next_page_token
 
     async def get_vehicle(self, request: v2.GetVehicleRequest, context: Any) -> v2.GetVehicleResponse:
+        await context.send_initial_metadata(((FLOW_ID_HEADER, new_flow_id()),))
         vehicle = self.vehicles.get(request.vehicle_id)
         if vehicle is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"vehicle {request.vehicle_id!r} not found")
         return v2.GetVehicleResponse(vehicle=vehicle)
 
     async def list_vehicles(self, request: v2.ListVehiclesRequest, context: Any) -> v2.ListVehiclesResponse:
+        await context.send_initial_metadata(((FLOW_ID_HEADER, new_flow_id()),))
         if request.fleet_id not in self.fleets:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"fleet {request.fleet_id!r} not found")
         vehicles = self.fleets[request.fleet_id]

@@ -5,9 +5,10 @@ All events are one battery change of a Hamburg vehicle with every field filled i
 and sends them as they are and the baseline's messages have the same type and size. The baseline is a bare
 log that does what a minimal servicer must: ``PublishEvent`` parses the request, builds the
 ``StreamResponse`` (the event and a message id) once, appends it to an in-process list and wakes the
-subscribers, and answers a ``PublishEventResponse``; ``StreamVehicleEvents`` sends the current position then
-every later message, or with ``last_message_id`` every message from the start (the replay). Messages are
-built once and serialized by grpc on every send, as the emulator's are. The emulator is prefilled in its own
+subscribers, and answers a ``PublishEventResponse``; ``StreamVehicleEvents`` sends the current position
+then every later message, or with ``last_message_id`` every message from the start (the replay). Both first
+send the emulator's response header (``x-flow-id``, a new id per call, as ``servers.BareFleetState``
+does). Messages are built once and serialized by grpc on every send, as the emulator's are. The emulator is prefilled in its own
 process through its domain (``EventStreams.publish``), many appends at a time.
 """
 
@@ -29,6 +30,7 @@ from fleet_emulator._gen.emulator.admin.v1 import admin_pb2
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
 from fleet_emulator.api.versions import V2Servicer
 from fleet_emulator.domain.events import BatteryChanged, Event
+from fleet_emulator.domain.flow import FLOW_ID_HEADER, new_flow_id
 from fleet_emulator.domain.message_ids import ZERO
 from fleet_emulator.server import Emulator
 
@@ -84,6 +86,7 @@ class BareLog:
     async def publish(
         self, request: admin_pb2.PublishEventRequest, context: Any
     ) -> admin_pb2.PublishEventResponse:
+        await context.send_initial_metadata(((FLOW_ID_HEADER, new_flow_id()),))
         self.sequence += 1
         message = v2.StreamResponse(event=request.event, message_id=_message_id(self.sequence % 10))
         self.messages.append(message)
@@ -92,6 +95,7 @@ class BareLog:
         return admin_pb2.PublishEventResponse(message_id=message.message_id, event=message.event)
 
     async def stream(self, request: v2.StreamRequest, context: Any) -> AsyncIterator[v2.StreamResponse]:
+        await context.send_initial_metadata(((FLOW_ID_HEADER, new_flow_id()),))
         if request.HasField("last_message_id"):
             cursor = 0
         else:
