@@ -12,8 +12,8 @@ either backend, optionally prepared (e.g. prefilled) before it reports its port.
 new response message and serialized by grpc per call, like any servicer: no interceptor, no storage, no
 conversion. It sends the response headers a client of the emulator gets, since they are part of what the
 client sees: the contract's ``x-flow-id`` (a new id per call, made as the emulator makes it), before the
-answer, as the emulator sends them. ``ListVehicles`` answers the first ``page_size`` vehicles of the fleet, with the emulator's
-next-page token when more follow (the benchmark only asks for the first page).
+answer, as the emulator sends them. ``ListVehicles`` answers the first ``page_size`` vehicles of the fleet,
+with the emulator's next-page token when more follow (the benchmark only asks for the first page).
 """
 
 from __future__ import annotations

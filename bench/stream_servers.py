@@ -1,15 +1,15 @@
 """The streaming side of the servers under test: the event every benchmark publishes, the emulator's prefill
 and the bare ``grpc.aio`` baseline for StreamVehicleEvents.
 
-All events are one battery change of a Hamburg vehicle with every field filled in, so the emulator stores
-and sends them as they are and the baseline's messages have the same type and size. The baseline is a bare
-log that does what a minimal servicer must: ``PublishEvent`` parses the request, builds the
-``StreamResponse`` (the event and a message id) once, appends it to an in-process list and wakes the
-subscribers, and answers a ``PublishEventResponse``; ``StreamVehicleEvents`` sends the current position
-then every later message, or with ``last_message_id`` every message from the start (the replay). Both first
-send the emulator's response header (``x-flow-id``, a new id per call, as ``servers.BareFleetState``
-does). Messages are built once and serialized by grpc on every send, as the emulator's are. The emulator is prefilled in its own
-process through its domain (``EventStreams.publish``), many appends at a time.
+All events are one battery change of a Hamburg vehicle with every field filled in, so the emulator stores and
+sends them as they are and the baseline's messages have the same type and size. The baseline is a bare log
+that does what a minimal servicer must: ``PublishEvent`` parses the request, builds the ``StreamResponse``
+(the event and a message id) once, appends it to an in-process list and wakes the subscribers, and answers a
+``PublishEventResponse``; ``StreamVehicleEvents`` sends the current position then every later message, or with
+``last_message_id`` every message from the start (the replay). Both first send the emulator's response header
+(``x-flow-id``, a new id per call, as ``servers.BareFleetState`` does). Messages are built once and serialized
+by grpc on every send, as the emulator's are. The emulator is prefilled in its own process through its domain
+(``EventStreams.publish``), many appends at a time.
 """
 
 from __future__ import annotations
