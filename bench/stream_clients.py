@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -257,6 +258,7 @@ async def _publish_some(
         if delivery.per_second is None and time.time_ns() >= end_ns:
             return ok, errors
         request.event.occur_time.FromNanoseconds(time.time_ns())
+        request.event.id = str(uuid.uuid4())  # a new event: PublishEvent appends an event id only once
         try:
             await publish(request, timeout=CALL_TIMEOUT_SECONDS)
             ok += 1
