@@ -6,8 +6,9 @@ submit while a round trip is on its way waits for it to return and then goes, al
 A caller's command is therefore always sent after it was submitted, so a read sees every write
 acknowledged before the call asked (on every replica: nothing is cached), and with one call at a time each
 command is a round trip of its own, as without batching. ``CoalescedReads`` sends the distinct reads of a
-batch in one pipeline (a read asked by several callers once). A caller that is cancelled stops waiting; its
-command may still be sent. A batch that fails gives each of its callers the error.
+batch in one pipeline (a read asked by several callers once), once more on a connection that broke (a
+pooled connection is stale after Redis restarted: ``once_more_if_stale``). A caller that is cancelled
+stops waiting; its command may still be sent. A batch that fails gives each of its callers the error.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
+
+from fleet_emulator.backends.redis_errors import once_more_if_stale
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +35,11 @@ class Batcher(Generic[T, R]):
         self._flush = flush
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._sending: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for the next round trip."""
+        return len(self._waiting)
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -73,11 +81,20 @@ class CoalescedReads:
         self.client = client
         self._batcher: Batcher[Command, Any] = Batcher(self._read)
 
+    @property
+    def queued(self) -> int:
+        return self._batcher.queued
+
     async def read(self, *command: str | int) -> Any:
         return await self._batcher.submit(command)
 
     async def _read(self, commands: Sequence[Command]) -> list[Any]:
         distinct = list(dict.fromkeys(commands))
+        replies = await once_more_if_stale(lambda: self._send(distinct))
+        reply_of = dict(zip(distinct, replies, strict=True))
+        return [reply_of[command] for command in commands]
+
+    async def _send(self, distinct: list[Command]) -> list[Any]:
         if len(distinct) == 1:
             replies = [await self.client.execute_command(*distinct[0])]  # type: ignore[no-untyped-call]
         else:
@@ -85,5 +102,4 @@ class CoalescedReads:
                 for command in distinct:
                     pipe.execute_command(*command)
                 replies = await pipe.execute(raise_on_error=False)
-        reply_of = dict(zip(distinct, replies, strict=True))
-        return [reply_of[command] for command in commands]
+        return replies
