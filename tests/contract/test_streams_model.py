@@ -125,10 +125,10 @@ def _cursor(choice: Any, known: list[MessageId]) -> MessageId | None:
 
 async def _poll(streams: EventStreams, cursor: str | None) -> tuple[str, list[int], MessageId]:
     try:
-        events, position = await streams.poll(STREAM, cursor)
+        entries, position = await streams.poll(STREAM, cursor)
     except EmulatorError as error:
         return error.reason.name, [], MessageId.parse(cursor or "0-0")
-    return "ok", [number(e) for e in events], position
+    return "ok", [number(e.event) for e in entries], position
 
 
 async def _read(
@@ -145,8 +145,8 @@ async def _read(
         if cursor is None:
             _, position = await anext(subscription)
         for _ in expected[1]:
-            e, position = await asyncio.wait_for(anext(subscription), 5)
-            got.append(number(e))
+            entry, position = await asyncio.wait_for(anext(subscription), 5)
+            got.append(number(entry.event if entry is not None else None))
     finally:
         await subscription.aclose()  # type: ignore[attr-defined]
     return "ok", got, position

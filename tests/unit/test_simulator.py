@@ -70,7 +70,7 @@ class Demo:
             batch, last = await self.emulation.streams.poll(vehicle_events_id(fleet_id), cursor)
             if not batch:
                 return found
-            found += batch
+            found += [entry.event for entry in batch]
             cursor = str(last)
 
 

@@ -9,8 +9,11 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
-from fleet_emulator.api.versions import V2Servicer
+from fleet_emulator.api.versions import V1Servicer, V2Servicer
 from fleet_emulator.api.wire import assemble, varint
+from fleet_emulator.backends.event_bytes import encoded
+from fleet_emulator.domain.events import LogEntry
+from fleet_emulator.domain.message_ids import ZERO, MessageId
 from fleet_emulator.domain.scenario import load_scenario
 from tests.contract.test_event_log import event as event_of_log
 
@@ -68,6 +71,20 @@ def test_a_cached_vehicle_follows_its_etag() -> None:
 
 def test_a_stream_message_is_serialized_once_for_all_subscribers() -> None:
     event = dataclasses.replace(event_of_log(7), id="e-once")
-    first = ADAPTER.stream_message(event, "1764662400000-7")
-    assert ADAPTER.stream_message(event, "1764662400000-7") is first
+    entry = LogEntry(MessageId(1764662400000, 7), ZERO, event)
+    first = ADAPTER.stream_message(entry)
+    assert ADAPTER.stream_message(entry) is first
     assert first.message == v2.StreamResponse(event=ADAPTER.event(event), message_id="1764662400000-7")
+
+
+def test_v2_sends_a_stored_event_as_it_is_stored_and_other_versions_convert_it() -> None:
+    event = dataclasses.replace(event_of_log(8), id="e-stored")
+    stored = encoded(event)
+    assert stored == ADAPTER.event(dataclasses.replace(event, id="e-stored")).SerializeToString()
+    marked = stored + b"\xa0\x06\x01"  # and field 100 = 1, which no conversion makes
+    entry = LogEntry(MessageId(1764662400000, 8), ZERO, event, marked)
+    sent = v2.StreamResponse.FromString(ADAPTER.stream_message(entry).data)
+    assert sent.event.SerializeToString() == marked, "v2 sends the stored bytes, unknown field and all"
+    assert ADAPTER.entry_bytes(entry) == marked
+    old = V1Servicer.adapter.stream_message(entry)
+    assert old.message.event == V1Servicer.adapter.event(event), "v1 converts the event"

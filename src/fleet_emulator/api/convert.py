@@ -9,7 +9,9 @@ members to values (``ONLINE`` is ``CONNECTIVITY_STATE_ONLINE``; values a domain 
 leaves the oneof unset, which is what its clients would read from a newer server). Fields the domain marks
 as the emulator's own are left out. The conversion plan of each type is worked out once and cached, and so
 are the messages of each vehicle state (by id and etag) and of each stored event, with their bytes, the hot
-paths of every List and of fan-out to many subscribers (``wire.py`` joins responses from those bytes).
+paths of every List and of fan-out to many subscribers (``wire.py`` joins responses from those bytes). A v2
+answer carries a stored event's bytes as the event log keeps them (a v2 ``Event``), so replaying a stream
+converts nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import functools
 import re
 import types
 import typing
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,13 +32,15 @@ from google.protobuf import duration_pb2, message_factory, timestamp_pb2
 from google.protobuf.message import Message
 
 from fleet_emulator.api.wire import assemble
-from fleet_emulator.domain.events import Event
+from fleet_emulator.domain.events import Event, LogEntry
+from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH, Fleet, Vehicle
 from fleet_emulator.domain.service import FleetView
 from fleet_emulator.domain.streams import vehicle_events_id
 
 Convert = Callable[[Any], Any]
 VEHICLE_CACHE_SIZE = 10_000  # vehicles (the latest state of each)
+STORED_EVENT = "moia.fleet.state.v2.Event"  # the message event logs keep events as (``LogEntry.stored``)
 EVENT_CACHE_SIZE = 2_000  # the events being fanned out now; older ones are converted again if replayed
 Step = tuple[str, str, Convert, bool]  # domain attribute, proto field ("" for a union), converter, repeated
 # protobuf's stubs type descriptors as optional unions of two implementations: kept loose here.
@@ -84,16 +89,31 @@ def _union_members(hint: Any) -> tuple[type, ...] | None:
 
 
 class Converted:
-    """A value's message, and its bytes once asked for; ``source`` tells whether it is still current. An
-    event's also keeps the stream message that carries it, built once for all its subscribers."""
+    """A value's message and its bytes, each made once from the other when first asked for; ``source``
+    tells whether it is still current. An event's also keeps the stream message that carries it, built once
+    for all its subscribers."""
 
-    __slots__ = ("_data", "message", "source", "streamed")
+    __slots__ = ("_data", "_message", "_parse", "source", "streamed")
 
-    def __init__(self, source: object, message: Message) -> None:
+    def __init__(
+        self,
+        source: object,
+        message: Message | None,
+        data: bytes | None = None,
+        parse: Callable[[bytes], Message] | None = None,
+    ) -> None:
         self.source = source
-        self.message = message
-        self._data: bytes | None = None
-        self.streamed: tuple[str, Any] | None = None  # (message id, the stream message)
+        self._message = message
+        self._data = data
+        self._parse = parse  # makes the message of ``data`` when there is none
+        self.streamed: tuple[MessageId, Any] | None = None  # (message id, the stream message)
+
+    @property
+    def message(self) -> Any:
+        if self._message is None:
+            assert self._parse is not None and self._data is not None
+            self._message = self._parse(self._data)
+        return self._message
 
     @property
     def data(self) -> bytes:
@@ -111,8 +131,13 @@ class VersionAdapter:
         default_factory=dict, compare=False
     )
     _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
-    _vehicles: dict[str, Converted] = field(default_factory=dict, compare=False)
-    _events: dict[int, Converted] = field(default_factory=dict, compare=False)
+    _vehicles: OrderedDict[str, Converted] = field(default_factory=OrderedDict, compare=False)
+    _events: OrderedDict[int, Converted] = field(default_factory=OrderedDict, compare=False)
+
+    @functools.cached_property
+    def sends_stored_events(self) -> bool:
+        """Whether this version's events are the stored form (``LogEntry.stored``), byte for byte."""
+        return self.pb.Event.DESCRIPTOR.full_name == STORED_EVENT and self.spec_field == "properties"
 
     def proto_name(self, domain_name: str) -> str:
         return self.spec_field if domain_name == "spec" else domain_name
@@ -254,10 +279,10 @@ class VersionAdapter:
         if cached is not None and cached.source == vehicle.etag:
             return cached
         converted = Converted(vehicle.etag, self.to_message(vehicle, self.pb.Vehicle.DESCRIPTOR))
-        self._vehicles.pop(vehicle.id, None)
         self._vehicles[vehicle.id] = converted
+        self._vehicles.move_to_end(vehicle.id)
         if len(self._vehicles) > VEHICLE_CACHE_SIZE:
-            del self._vehicles[next(iter(self._vehicles))]
+            self._vehicles.popitem(last=False)
         return converted
 
     def event(self, event: Event) -> Any:
@@ -268,27 +293,31 @@ class VersionAdapter:
         """
         return self._converted_event(event).message
 
-    def event_bytes(self, event: Event) -> bytes:
-        """The event's message serialized, once however many subscribers receive it."""
-        return self._converted_event(event).data
+    def entry_bytes(self, entry: LogEntry) -> bytes:
+        """A stored event's message serialized, once however many subscribers receive it."""
+        return self._converted_event(entry.event, entry.stored).data
 
-    def stream_message(self, event: Event, message_id: str) -> Any:
-        """The ``StreamResponse`` carrying the event under ``message_id``, serialized once however many
-        subscribers it goes to (``wire.py``)."""
-        converted = self._converted_event(event)
-        if converted.streamed is None or converted.streamed[0] != message_id:
+    def stream_message(self, entry: LogEntry) -> Any:
+        """The ``StreamResponse`` carrying a stored event under its message id, serialized once however
+        many subscribers it goes to (``wire.py``)."""
+        converted = self._converted_event(entry.event, entry.stored)
+        if converted.streamed is None or converted.streamed[0] != entry.message_id:
+            message_id = str(entry.message_id)
             joined = assemble(self.pb.StreamResponse, event=converted.data, message_id=message_id)
-            converted.streamed = (message_id, joined)
+            converted.streamed = (entry.message_id, joined)
         return converted.streamed[1]
 
-    def _converted_event(self, event: Event) -> Converted:
+    def _converted_event(self, event: Event, stored: bytes = b"") -> Converted:
         cached = self._events.get(id(event))
         if cached is not None and cached.source is event:
             return cached
-        converted = Converted(event, self.to_message(event, self.pb.Event.DESCRIPTOR))
+        if stored and self.sends_stored_events:
+            converted = Converted(event, None, stored, self.pb.Event.FromString)
+        else:
+            converted = Converted(event, self.to_message(event, self.pb.Event.DESCRIPTOR))
         self._events[id(event)] = converted
         if len(self._events) > EVENT_CACHE_SIZE:
-            del self._events[next(iter(self._events))]
+            self._events.popitem(last=False)
         return converted
 
     def event_from(self, message: Any) -> Event:

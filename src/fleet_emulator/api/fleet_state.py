@@ -76,18 +76,18 @@ class FleetStateApi:
         streams = namespace.emulation.streams
         messages = await streams.subscribe(request.event_id, optional(request, "last_message_id"))
         response, delivered = self.adapter.pb.StreamResponse, metrics.delivered(self.adapter.name)
-        async for event, message_id in messages:
-            if event is None:
+        async for entry, message_id in messages:
+            if entry is None:
                 yield answer(namespace, assemble(response, message_id=str(message_id)))
             else:
-                yield answer(namespace, self.adapter.stream_message(event, str(message_id)))
+                yield answer(namespace, self.adapter.stream_message(entry))
                 delivered.inc()  # once the message went out, as the generator resumes
 
     async def PollVehicleEvents(self, request: Any, context: Context) -> Any:
         namespace = await self.namespaces.current()
         streams = namespace.emulation.streams
-        events, message_id = await streams.poll(request.event_id, optional(request, "last_message_id"))
-        event_bytes = [self.adapter.event_bytes(e) for e in events]
+        entries, message_id = await streams.poll(request.event_id, optional(request, "last_message_id"))
+        event_bytes = [self.adapter.entry_bytes(e) for e in entries]
         response = assemble(self.adapter.pb.PollResponse, events=event_bytes, message_id=str(message_id))
         return answer(namespace, response)
 

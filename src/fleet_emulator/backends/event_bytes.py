@@ -22,13 +22,21 @@ JSON = "event"  # the field in which earlier versions kept the event as JSON
 STORED = VersionAdapter("stored", v2, spec_field="properties")
 
 
+def encoded(event: Event) -> bytes:
+    """The event's protobuf bytes: what a v2 answer carries."""
+    data: bytes = STORED.to_message(event, v2.Event.DESCRIPTOR).SerializeToString()
+    return data
+
+
 def dump(event: Event) -> str:
     """The event's protobuf bytes, as the event log's client sends them (``ENCODING``)."""
-    return STORED.to_message(event, v2.Event.DESCRIPTOR).SerializeToString().decode(ENCODING)
+    return encoded(event).decode(ENCODING)
 
 
-def load(fields: dict[str, str]) -> Event:
-    """The event of a stream entry's fields, written as protobuf or (by earlier versions) as JSON."""
+def load(fields: dict[str, str]) -> tuple[Event, bytes]:
+    """The event of a stream entry's fields, written as protobuf or (by earlier versions) as JSON, and its
+    protobuf bytes (empty for JSON)."""
     if PROTOBUF in fields:
-        return STORED.event_from(v2.Event.FromString(fields[PROTOBUF].encode(ENCODING)))
-    return decode_as(Event, json.loads(fields[JSON]))
+        data = fields[PROTOBUF].encode(ENCODING)
+        return STORED.event_from(v2.Event.FromString(data)), data
+    return decode_as(Event, json.loads(fields[JSON])), b""

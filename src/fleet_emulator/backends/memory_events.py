@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fleet_emulator.backends.event_bytes import encoded
 from fleet_emulator.backends.fanout import LocalFanout, Subscription
 from fleet_emulator.domain.events import Event, LogEntry
 from fleet_emulator.domain.message_ids import ZERO, MessageId
@@ -72,7 +73,7 @@ class MemoryEventLog:
     ) -> MessageId:
         s = self._stream(stream)
         message_id = s.last.next_after(epoch_ms(now))
-        s.entries.append(LogEntry(message_id, s.last, event))
+        s.entries.append(LogEntry(message_id, s.last, event, encoded(event)))
         s.ids.append(message_id)
         s.last = message_id
         s.trim(keep_after, max_length)

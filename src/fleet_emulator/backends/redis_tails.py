@@ -60,9 +60,9 @@ class DecodedEntries:
         key = (entry_id, fields.get(PROTOBUF) or fields[JSON])  # after a reset, an id may name another event
         entry = self._cache.get(key)
         if entry is None:
-            event = load(fields)
+            event, stored = load(fields)
             entry = self._cache[key] = LogEntry(
-                MessageId.parse(entry_id), MessageId.parse(fields["prev"]), event
+                MessageId.parse(entry_id), MessageId.parse(fields["prev"]), event, stored
             )
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)  # the oldest decoded, in O(1)

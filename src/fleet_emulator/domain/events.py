@@ -3,7 +3,8 @@
 The kinds mirror what a fleet API pushes: connectivity, position, doors, lock, battery, charging,
 operational status, mission progress and the execution of a command (not in v1beta4). ``LogEntry`` is an
 event as stored in a durable stream, with its message id and the id of the entry before it (so that a
-trimmed gap shows, API.md section 5).
+trimmed gap shows, API.md section 5), and the bytes the log keeps it as (a v2 ``Event`` message), which a v2
+answer sends as they are.
 """
 
 from __future__ import annotations
@@ -123,3 +124,4 @@ class LogEntry:
     message_id: MessageId
     previous_id: MessageId
     event: Event
+    stored: bytes = b""  # the event as a serialized moia.fleet.state.v2.Event (``backends/event_bytes.py``)

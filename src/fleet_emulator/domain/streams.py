@@ -83,15 +83,15 @@ class EventStreams:
 
     async def subscribe(
         self, event_id: str, last_message_id: str | None
-    ) -> AsyncIterator[tuple[Event | None, MessageId]]:
+    ) -> AsyncIterator[tuple[LogEntry | None, MessageId]]:
         """Check the request now (errors are raised here, before any message), then return the messages:
-        the initial position (no event) or the replay after ``last_message_id``, then live events."""
+        the initial position (no entry) or the replay after ``last_message_id``, then live events."""
         cursor = await self._start(event_id, last_message_id)
         return self._follow(event_id, cursor, initial=last_message_id is None)
 
     async def _follow(
         self, event_id: str, cursor: MessageId, initial: bool
-    ) -> AsyncIterator[tuple[Event | None, MessageId]]:
+    ) -> AsyncIterator[tuple[LogEntry | None, MessageId]]:
         if initial:
             yield None, cursor
         async with self.log.tail(event_id) as tail:
@@ -100,17 +100,17 @@ class EventStreams:
                 keep_cancellation()  # a read may have swallowed the client's going away
                 self._check_no_gap(cursor, entries)
                 for entry in entries:
-                    yield entry.event, entry.message_id
+                    yield entry, entry.message_id
                     cursor = entry.message_id
 
-    async def poll(self, event_id: str, last_message_id: str | None) -> tuple[list[Event], MessageId]:
+    async def poll(self, event_id: str, last_message_id: str | None) -> tuple[list[LogEntry], MessageId]:
         """Without an id, no events and the current position; with one, the next batch after it."""
         cursor = await self._start(event_id, last_message_id)
         if last_message_id is None:
             return [], cursor
         entries = await self.log.read(event_id, cursor, self.settings.poll_batch)
         self._check_no_gap(cursor, entries)
-        return [e.event for e in entries], entries[-1].message_id if entries else cursor
+        return entries, entries[-1].message_id if entries else cursor
 
     async def _start(self, event_id: str, last_message_id: str | None) -> MessageId:
         """Validate the request and return the cursor to read after."""
