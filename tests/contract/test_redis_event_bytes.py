@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from fleet_emulator.backends.event_bytes import ENCODING, JSON, PROTOBUF, dump, load
+from fleet_emulator._gen.moia.fleet.state.v2 import fleet_state_pb2 as v2
+from fleet_emulator.api.versions import V1Servicer, V2Servicer
+from fleet_emulator.backends.event_bytes import ENCODING, JSON, PROTOBUF, dump, entry, load
 from fleet_emulator.backends.factory import RedisBackends
 from fleet_emulator.backends.redis_events import RedisEventLog
 from fleet_emulator.domain import events as ev
 from fleet_emulator.domain import models
 from fleet_emulator.domain.codec import encode
-from fleet_emulator.domain.message_ids import ZERO
+from fleet_emulator.domain.message_ids import ZERO, MessageId
 from tests.contract.test_event_log import FOREVER, T0
 from tests.redis_server import RedisServer
 from tests.unit.test_simulator import Demo
@@ -58,7 +60,24 @@ def log_of(backends: RedisBackends) -> RedisEventLog:
 @pytest.mark.parametrize("change", CHANGES, ids=lambda c: type(c).__name__)
 def test_every_kind_of_event_comes_back_as_it_went_in(change: ev.Change) -> None:
     event = ev.Event("e-1", "v-1", "hamburg", T0, T0 + timedelta(milliseconds=5), "flow-1", change)
-    assert load({PROTOBUF: dump(event)}) == (event, dump(event).encode("latin-1"))
+    assert load({PROTOBUF: dump(event)}) == event
+
+
+def test_an_entry_decodes_its_event_only_when_read_and_v2_sends_its_bytes_without_it() -> None:
+    event = ev.Event("e-2", "v-1", "hamburg", T0, T0, "flow-2", CHANGES[4])
+    fields = {PROTOBUF: dump(event), "prev": "1700000000000-0"}
+    sent = entry("1700000000000-1", fields)
+    assert (sent.message_id, sent.previous_id, sent.stored) == (
+        MessageId(1700000000000, 1),
+        MessageId(1700000000000, 0),
+        dump(event).encode(ENCODING),
+    )
+    message = V2Servicer.adapter.stream_message(sent)
+    assert "event" not in vars(sent), "v2 sent the stored bytes without decoding the event"
+    assert v2.StreamResponse.FromString(message.data).event == V2Servicer.adapter.event(event)
+    read = entry("1700000000000-1", fields)
+    assert read.event == event
+    assert V1Servicer.adapter.stream_message(read).message.event == V1Servicer.adapter.event(event)
 
 
 async def test_entries_hold_protobuf_and_json_entries_still_read(

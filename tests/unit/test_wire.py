@@ -81,6 +81,9 @@ def test_v2_sends_a_stored_event_as_it_is_stored_and_other_versions_convert_it()
     event = dataclasses.replace(event_of_log(8), id="e-stored")
     stored = encoded(event)
     assert stored == ADAPTER.event(dataclasses.replace(event, id="e-stored")).SerializeToString()
+    plain = LogEntry(MessageId(1764662400000, 18), ZERO, event, stored)
+    expected = v2.StreamResponse(event=v2.Event.FromString(stored), message_id="1764662400000-18")
+    assert ADAPTER.stream_message(plain).data == expected.SerializeToString(), "byte for byte protobuf's"
     marked = stored + b"\xa0\x06\x01"  # and field 100 = 1, which no conversion makes
     entry = LogEntry(MessageId(1764662400000, 8), ZERO, event, marked)
     sent = v2.StreamResponse.FromString(ADAPTER.stream_message(entry).data)

@@ -31,8 +31,9 @@ from typing import Any
 from google.protobuf import duration_pb2, message_factory, timestamp_pb2
 from google.protobuf.message import Message
 
-from fleet_emulator.api.wire import assemble
+from fleet_emulator.api.wire import field_bytes, tag
 from fleet_emulator.domain.events import Event, LogEntry
+from fleet_emulator.domain.journal import Kept
 from fleet_emulator.domain.message_ids import MessageId
 from fleet_emulator.domain.models import EPOCH, Fleet, Vehicle
 from fleet_emulator.domain.service import FleetView
@@ -89,31 +90,16 @@ def _union_members(hint: Any) -> tuple[type, ...] | None:
 
 
 class Converted:
-    """A value's message and its bytes, each made once from the other when first asked for; ``source``
-    tells whether it is still current. An event's also keeps the stream message that carries it, built once
-    for all its subscribers."""
+    """A value's message, and its bytes once asked for; ``source`` tells whether it is still current. An
+    event's also keeps the stream message that carries it, built once for all its subscribers."""
 
-    __slots__ = ("_data", "_message", "_parse", "source", "streamed")
+    __slots__ = ("_data", "message", "source", "streamed")
 
-    def __init__(
-        self,
-        source: object,
-        message: Message | None,
-        data: bytes | None = None,
-        parse: Callable[[bytes], Message] | None = None,
-    ) -> None:
+    def __init__(self, source: object, message: Message) -> None:
         self.source = source
-        self._message = message
-        self._data = data
-        self._parse = parse  # makes the message of ``data`` when there is none
-        self.streamed: tuple[MessageId, Any] | None = None  # (message id, the stream message)
-
-    @property
-    def message(self) -> Any:
-        if self._message is None:
-            assert self._parse is not None and self._data is not None
-            self._message = self._parse(self._data)
-        return self._message
+        self.message = message
+        self._data: bytes | None = None
+        self.streamed: tuple[MessageId, Kept] | None = None  # (message id, the stream message)
 
     @property
     def data(self) -> bytes:
@@ -133,6 +119,7 @@ class VersionAdapter:
     _from: dict[tuple[type, str], list[tuple[str, Convert]]] = field(default_factory=dict, compare=False)
     _vehicles: OrderedDict[str, Converted] = field(default_factory=OrderedDict, compare=False)
     _events: OrderedDict[int, Converted] = field(default_factory=OrderedDict, compare=False)
+    _streamed: dict[int, tuple[LogEntry, Kept]] = field(default_factory=dict, compare=False)
 
     @functools.cached_property
     def sends_stored_events(self) -> bool:
@@ -294,27 +281,48 @@ class VersionAdapter:
         return self._converted_event(event).message
 
     def entry_bytes(self, entry: LogEntry) -> bytes:
-        """A stored event's message serialized, once however many subscribers receive it."""
-        return self._converted_event(entry.event, entry.stored).data
+        """A stored event's message serialized: its stored bytes where they are this version's, else once
+        however many subscribers receive it."""
+        if entry.stored and self.sends_stored_events:
+            return entry.stored
+        return self._converted_event(entry.event).data
 
-    def stream_message(self, entry: LogEntry) -> Any:
-        """The ``StreamResponse`` carrying a stored event under its message id, serialized once however
-        many subscribers it goes to (``wire.py``)."""
-        converted = self._converted_event(entry.event, entry.stored)
-        if converted.streamed is None or converted.streamed[0] != entry.message_id:
-            message_id = str(entry.message_id)
-            joined = assemble(self.pb.StreamResponse, event=converted.data, message_id=message_id)
-            converted.streamed = (entry.message_id, joined)
-        return converted.streamed[1]
+    def stream_message(self, entry: LogEntry) -> Kept:
+        """The ``StreamResponse`` carrying a stored event under its message id, joined once however many
+        subscribers it goes to (``wire.py``); from the stored bytes, without reading the event (which a
+        lazy entry decodes only then), where they are this version's."""
+        if not (entry.stored and self.sends_stored_events):
+            converted = self._converted_event(entry.event)
+            if converted.streamed is None or converted.streamed[0] != entry.message_id:
+                converted.streamed = (
+                    entry.message_id,
+                    self._stream_message(converted.data, entry.message_id),
+                )
+            return converted.streamed[1]
+        cached = self._streamed.get(id(entry))
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        joined = self._stream_message(entry.stored, entry.message_id)
+        if len(self._streamed) >= EVENT_CACHE_SIZE:
+            self._streamed.clear()  # the entries being fanned out now come back at once
+        self._streamed[id(entry)] = (entry, joined)
+        return joined
 
-    def _converted_event(self, event: Event, stored: bytes = b"") -> Converted:
+    def _stream_message(self, event: bytes, message_id: MessageId) -> Kept:
+        event_tag, id_tag = self._stream_tags
+        joined = field_bytes(event_tag, event) + field_bytes(id_tag, str(message_id).encode())
+        return Kept(joined, self.pb.StreamResponse.FromString)
+
+    @functools.cached_property
+    def _stream_tags(self) -> tuple[bytes, bytes]:
+        response = self.pb.StreamResponse.DESCRIPTOR
+        return tag(response, "event"), tag(response, "message_id")
+
+    def _converted_event(self, event: Event) -> Converted:
         cached = self._events.get(id(event))
         if cached is not None and cached.source is event:
             return cached
-        if stored and self.sends_stored_events:
-            converted = Converted(event, None, stored, self.pb.Event.FromString)
-        else:
-            converted = Converted(event, self.to_message(event, self.pb.Event.DESCRIPTOR))
+        converted = Converted(event, self.to_message(event, self.pb.Event.DESCRIPTOR))
         self._events[id(event)] = converted
         if len(self._events) > EVENT_CACHE_SIZE:
             self._events.popitem(last=False)

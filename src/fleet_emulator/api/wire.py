@@ -21,7 +21,14 @@ from fleet_emulator.domain.journal import Kept
 Part = bytes | str | Sequence[bytes]  # a message field's bytes, a string, or repeated messages' bytes
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
 def varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -31,13 +38,14 @@ def varint(value: int) -> bytes:
 
 
 @functools.cache
-def _tag(descriptor: Descriptor, name: str) -> bytes:
+def tag(descriptor: Descriptor, name: str) -> bytes:
     """The tag of a length-delimited field (a message, a string): its number and wire type 2."""
     field: FieldDescriptor = descriptor.fields_by_name[name]
     return varint(field.number << 3 | 2)
 
 
-def _field(tag: bytes, payload: bytes) -> bytes:
+def field_bytes(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: its tag, the payload's length and the payload."""
     return tag + varint(len(payload)) + payload
 
 
@@ -47,12 +55,12 @@ def assemble(message_type: type[Message], **parts: Part) -> Kept:
     descriptor = message_type.DESCRIPTOR
     chunks: list[bytes] = []
     for name, part in parts.items():
-        tag = _tag(descriptor, name)
+        field_tag = tag(descriptor, name)
         if isinstance(part, str):
             if part:
-                chunks.append(_field(tag, part.encode()))
+                chunks.append(field_bytes(field_tag, part.encode()))
         elif isinstance(part, bytes):
-            chunks.append(_field(tag, part))
+            chunks.append(field_bytes(field_tag, part))
         else:
-            chunks.extend(_field(tag, item) for item in part)
+            chunks.extend(field_bytes(field_tag, item) for item in part)
     return Kept(b"".join(chunks), message_type.FromString)

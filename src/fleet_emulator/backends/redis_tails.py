@@ -28,7 +28,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from fleet_emulator.backends.event_bytes import JSON, PROTOBUF, load
+from fleet_emulator.backends.event_bytes import JSON, PROTOBUF
+from fleet_emulator.backends.event_bytes import entry as log_entry
 from fleet_emulator.backends.redis_errors import FAILURES, unavailable
 from fleet_emulator.domain.background import keep_cancellation, stop_task
 from fleet_emulator.domain.errors import Unavailable
@@ -60,10 +61,7 @@ class DecodedEntries:
         key = (entry_id, fields.get(PROTOBUF) or fields[JSON])  # after a reset, an id may name another event
         entry = self._cache.get(key)
         if entry is None:
-            event, stored = load(fields)
-            entry = self._cache[key] = LogEntry(
-                MessageId.parse(entry_id), MessageId.parse(fields["prev"]), event, stored
-            )
+            entry = self._cache[key] = log_entry(entry_id, fields)
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)  # the oldest decoded, in O(1)
         return entry
