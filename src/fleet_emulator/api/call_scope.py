@@ -191,7 +191,7 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
                 admit_admin(context, self.admin_token)
                 _refuse_bad_values(request)
                 return UNWATCHED
-            namespace = await self.namespaces.current()
+            namespace = await self.namespaces.for_call()
             watching = watch(namespace, method, request, context, flow_id, streaming)
             if streaming:
                 await namespace.journal.numbered(watching.entry)

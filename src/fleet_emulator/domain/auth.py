@@ -10,6 +10,7 @@ the caller whatever the mode: the token's subject, else a digest of the token, e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None
 
 
+@functools.lru_cache(maxsize=4096)
 def peer_host(peer: str) -> str:
     """The host of a gRPC peer: ``ipv4:127.0.0.1:5555`` is ``127.0.0.1``, ``ipv6:[::1]:5555`` is ``::1``."""
     scheme, _, address = unquote(peer).partition(":")

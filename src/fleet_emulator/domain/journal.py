@@ -14,6 +14,7 @@ keeps none. Every pool alive is listed by ``live_pools``, which the metrics read
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import weakref
@@ -127,7 +128,13 @@ class JournalQuery:
 def redact(metadata: dict[str, str]) -> dict[str, str]:
     """Request headers with every value whose name suggests a credential (``*auth*``, ``*token*``,
     ``*key*``, ``cookie``, ...) replaced, so that the journal never holds a secret."""
-    return {k: REDACTED if any(p in k.lower() for p in CREDENTIAL_PARTS) else v for k, v in metadata.items()}
+    return {k: REDACTED if _is_credential(k) else v for k, v in metadata.items()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_credential(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in CREDENTIAL_PARTS)
 
 
 def metadata_size(metadata: dict[str, str]) -> int:

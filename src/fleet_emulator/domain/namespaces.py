@@ -52,6 +52,8 @@ RETRY_WHEN_FULL = timedelta(seconds=60)
 RETRY_AFTER_CUT_OFF = timedelta(seconds=1)
 
 current_namespace: ContextVar[str] = ContextVar("current_namespace", default=DEFAULT)
+# the namespace a call of the emulated API settled when it began (``Namespaces.for_call``)
+_call_namespace: ContextVar[Namespace | None] = ContextVar("call_namespace", default=None)
 
 
 @dataclass(frozen=True)
@@ -218,8 +220,19 @@ class Namespaces:
         )
 
     async def current(self) -> Namespace:
-        """The namespace of the call, refreshed (``refreshed``)."""
+        """The namespace of the call, refreshed (``refreshed``); once per call where the call scope settled
+        it as the call began (``for_call``)."""
+        settled = _call_namespace.get()
+        if settled is not None and settled.name == current_namespace.get():
+            return settled
         return await self.refreshed(current_namespace.get())
+
+    async def for_call(self) -> Namespace:
+        """The namespace of the call, refreshed once for the whole call: its handler gets the same from
+        ``current`` without reading the store again."""
+        namespace = await self.refreshed(current_namespace.get())
+        _call_namespace.set(namespace)
+        return namespace
 
     def created(self) -> list[Namespace]:
         """Every namespace made so far (the default one first)."""

@@ -8,6 +8,9 @@ import uuid
 from fleet_emulator.domain.errors import Violations
 
 FLEET_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)  # as str(uuid.UUID) writes it
 
 
 def check_fleet_id(fleet_id: str, violations: Violations, field: str = "fleet_id") -> None:
@@ -22,6 +25,8 @@ def canonical_vehicle_id(vehicle_id: str, violations: Violations, field: str = "
     if not vehicle_id:
         violations.add(field, "is required")
         return ""
+    if CANONICAL_UUID.fullmatch(vehicle_id):
+        return vehicle_id
     try:
         return str(uuid.UUID(vehicle_id))
     except ValueError:
