@@ -53,6 +53,7 @@ class Batcher(Generic[T, R]):
         batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._waiting:
+                await asyncio.sleep(0)  # the calls that are ready to run join this round trip too
                 batch, self._waiting = self._waiting, []
                 try:
                     results = await self._flush([item for item, _ in batch])

@@ -39,8 +39,16 @@ for at = 3, #ARGV, 5 do
   used = redis.call('INCRBY', KEYS[4], size)
   sequences[#sequences + 1] = sequence
 end
-while redis.call('XLEN', KEYS[1]) > 1
-  and (redis.call('XLEN', KEYS[1]) > capacity or used > budget) do
+local length = redis.call('XLEN', KEYS[1])
+local excess = math.min(length - capacity, length - 1)
+if excess > 0 then  -- over the capacity: the oldest go in one read
+  for _, oldest in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do
+    redis.call('XDEL', KEYS[1], oldest[1])
+    redis.call('HDEL', KEYS[2], oldest[2][2])
+    used = redis.call('DECRBY', KEYS[4], tonumber(oldest[2][4]))
+  end
+end
+while used > budget and redis.call('XLEN', KEYS[1]) > 1 do  -- over the byte budget: the oldest, one by one
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
   redis.call('XDEL', KEYS[1], oldest[1])
   redis.call('HDEL', KEYS[2], oldest[2][2])
