@@ -44,7 +44,7 @@ class TokenAdmin:
                 start_time=now,
                 method=METHOD,
                 version="admin",
-                metadata=request_headers(context),
+                metadata=request_headers(context.invocation_metadata() or ()),
                 request=kept(cut),
                 request_size=size,
                 request_truncated=truncated,

@@ -13,9 +13,8 @@ bearer token (compared in constant time), else ``UNAUTHENTICATED``.
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
-from fleet_emulator.api.steering import CallWatch
+from fleet_emulator.api.steering import CallWatch, Metadata
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.access import current_access
 from fleet_emulator.domain.auth import authenticate, bearer_token, identify
@@ -25,19 +24,19 @@ from fleet_emulator.domain.namespaces import Namespace
 AUTHORIZATION = "authorization"
 
 
-def _authorization(context: Any) -> str | None:
-    for key, value in context.invocation_metadata() or ():
+def _authorization(metadata: Metadata) -> str | None:
+    for key, value in metadata:
         if key == AUTHORIZATION and isinstance(value, str):
             return value
     return None
 
 
 async def admit(
-    namespace: Namespace, watching: CallWatch, context: Any, secret: str
+    namespace: Namespace, watching: CallWatch, metadata: Metadata, secret: str
 ) -> tuple[tuple[str, str], ...]:
     """Authenticate and rate-limit the call; its ``ratelimit-*`` headers, or the error that refuses it."""
     entry, policies = watching.entry, namespace.policies
-    token = bearer_token(_authorization(context))
+    token = bearer_token(_authorization(metadata))
     identity = identify(token, entry.peer)
     entry.client, entry.token_expiry = identity.client, identity.token_expiry
     try:
@@ -55,11 +54,11 @@ async def admit(
     return quota.headers() if quota is not None else ()
 
 
-def admit_admin(context: Any, admin_token: str) -> None:
+def admit_admin(metadata: Metadata, admin_token: str) -> None:
     """Nothing when no admin token is set or the call carries it; else UNAUTHENTICATED."""
     if not admin_token:
         return
-    token = bearer_token(_authorization(context))
+    token = bearer_token(_authorization(metadata))
     if token is None:
         raise Unauthenticated(
             reasons.ADMIN_TOKEN_MISSING,

@@ -23,7 +23,15 @@ from google.protobuf.message import DecodeError
 
 from fleet_emulator.api.admission import admit, admit_admin
 from fleet_emulator.api.errors import contract_error, to_status
-from fleet_emulator.api.steering import UNWATCHED, CallWatch, InjectedFault, Unwatched, code_of, watch
+from fleet_emulator.api.steering import (
+    UNWATCHED,
+    CallWatch,
+    InjectedFault,
+    Metadata,
+    Unwatched,
+    code_of,
+    watch,
+)
 from fleet_emulator.api.wellformed import violations_of
 from fleet_emulator.domain import reasons
 from fleet_emulator.domain.errors import EmulatorError, FieldViolation, InvalidArgument
@@ -104,10 +112,10 @@ def _refuse_bad_values(request: Any) -> None:
         raise InvalidArgument(reasons.FIELD_INVALID, problems)
 
 
-def _begin(method: str, context: Context) -> str:
+def _begin(method: str, metadata: Metadata) -> str:
     """Settle the call's flow id and namespace, both from its headers, and its method for the logs."""
     current_method.set(method)
-    headers = dict(context.invocation_metadata() or ())
+    headers = dict(metadata)
     sent = headers.get(FLOW_ID_HEADER)
     flow_id = choose_flow_id(sent if isinstance(sent, str) else None)
     current_flow_id.set(flow_id)
@@ -181,21 +189,22 @@ class CallScopeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
     async def _open(
         self, method: str, request: Any, context: Context, streaming: bool
     ) -> CallWatch | Unwatched:
-        flow_id = _begin(method, context)
+        metadata: Metadata = context.invocation_metadata() or ()  # read once: gRPC converts it per read
+        flow_id = _begin(method, metadata)
         service = method[: method.rindex("/") + 1]
         headers = ((FLOW_ID_HEADER, flow_id), *self.headers.get(service, ()))
         try:  # the headers go out also when the call is refused here
             if isinstance(request, RejectedRequest):
                 raise InvalidArgument(request.reason, [FieldViolation("request", request.problem)])
             if not method.startswith(self.observed):
-                admit_admin(context, self.admin_token)
+                admit_admin(metadata, self.admin_token)
                 _refuse_bad_values(request)
                 return UNWATCHED
             namespace = await self.namespaces.for_call()
-            watching = watch(namespace, method, request, context, flow_id, streaming)
+            watching = watch(namespace, method, request, context, metadata, flow_id, streaming)
             if streaming:
                 await namespace.journal.numbered(watching.entry)
-            headers += await admit(namespace, watching, context, self.namespaces.jwt_secret)
+            headers += await admit(namespace, watching, metadata, self.namespaces.jwt_secret)
             try:
                 _refuse_bad_values(request)
             except EmulatorError as error:

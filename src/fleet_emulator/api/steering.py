@@ -67,13 +67,13 @@ def _about(request: Any) -> tuple[str, str]:
     return fleet_id, vehicle_id
 
 
+Metadata = tuple[tuple[str, str | bytes], ...]  # a call's request headers
 MAX_HEADER_TEXT = 1024  # characters of a header value or resume point the journal keeps
 
 
-def request_headers(context: Any) -> dict[str, str]:
+def request_headers(metadata: Metadata) -> dict[str, str]:
     """The call's request headers for the journal: credentials redacted, binary values by their size, long
     values cut."""
-    metadata = context.invocation_metadata() or ()
     return redact(
         {k: shown(v, MAX_HEADER_TEXT) if isinstance(v, str) else f"<{len(v)} bytes>" for k, v in metadata}
     )
@@ -100,7 +100,7 @@ class CallWatch:
     async def arm(self, book: FaultBook, request: Any, streaming: bool) -> None:
         """Take the action of the first fault rule that fires for the call (once the call is admitted, so
         that refused calls use up no rule)."""
-        if isinstance(request, Message):
+        if book.rules and isinstance(request, Message):
             self.action = await book.take(self.entry.method, streaming, *_about(request))
 
     async def before(self) -> None:
@@ -213,7 +213,13 @@ UNWATCHED = Unwatched()
 
 
 def watch(
-    namespace: Namespace, method: str, request: Any, context: Any, flow_id: str, streaming: bool
+    namespace: Namespace,
+    method: str,
+    request: Any,
+    context: Any,
+    metadata: Metadata,
+    flow_id: str,
+    streaming: bool,
 ) -> CallWatch:
     """Open the call's journal entry; ``CallWatch.arm`` takes its fault action later."""
     is_message = isinstance(request, Message)
@@ -223,7 +229,7 @@ def watch(
         start_time=namespace.emulation.fleets.clock.now(),
         method=method,
         version=method.split("/")[1].rsplit(".", 2)[-2],
-        metadata=request_headers(context),
+        metadata=request_headers(metadata),
         request=kept(cut) if cut is not None else None,
         flow_id=flow_id,
         peer=context.peer() or "",

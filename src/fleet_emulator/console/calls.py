@@ -127,7 +127,7 @@ class Bridge:
         current_flow_id.set(choose_flow_id(sent.get(FLOW_ID_HEADER)))
         current_namespace.set(sent.get(NAMESPACE_HEADER) or DEFAULT)
         context = ConsoleContext(tuple(sent.items()))
-        admit_admin(context, self.admin_token)
+        admit_admin(context.invocation_metadata(), self.admin_token)
         if method.steers and not self.admin_on:
             raise PermissionDenied(
                 reasons.ADMIN_SERVICE_OFF,
