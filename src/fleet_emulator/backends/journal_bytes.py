@@ -1,6 +1,7 @@
-"""The stored form of a journal entry (``domain/journal.py``) in a shared journal: JSON, with the request and
-the stream messages it keeps as their protobuf bytes (base64) and message type, read back through the
-default descriptor pool (every message the emulator journals is one of its generated types)."""
+"""The stored form of a journal entry (``domain/journal.py``) in a shared journal: compact JSON of the fields
+that differ from their defaults (a field left out reads back as its default), with the request and the
+stream messages it keeps as their protobuf bytes (base64) and message type, read back through the default
+descriptor pool (every message the emulator journals is one of its generated types)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,29 @@ from fleet_emulator.domain.journal import JournalEntry, Kept
 
 KEPT_FIELDS = ("request", "messages")
 NOT_STORED = ("journal", "sequence", "order", *KEPT_FIELDS)
+STORED = tuple(
+    (f.name, f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+    for f in dataclasses.fields(JournalEntry)
+    if f.name not in NOT_STORED
+)  # each stored field and its default (``dataclasses.MISSING`` where it has none)
 
 
 def dump(entry: JournalEntry) -> str:
-    data = {
-        f.name: encode(getattr(entry, f.name)) for f in dataclasses.fields(entry) if f.name not in NOT_STORED
-    }
-    data["request"] = _dump_kept(entry.request) if entry.request is not None else None
-    data["messages"] = [_dump_kept(m) for m in entry.messages]
-    return json.dumps(data)
+    data = {}
+    for name, default in STORED:
+        value = getattr(entry, name)
+        if default is dataclasses.MISSING or value != default:
+            data[name] = encode(value)
+    if entry.request is not None:
+        data["request"] = _dump_kept(entry.request)
+    if entry.messages:
+        data["messages"] = [_dump_kept(m) for m in entry.messages]
+    return json.dumps(data, separators=(",", ":"))
 
 
 def load(text: str, sequence: int) -> JournalEntry:
     data = json.loads(text)
-    request, messages = data.pop("request"), data.pop("messages")
+    request, messages = data.pop("request", None), data.pop("messages", [])
     entry = decode_as(JournalEntry, {**data, "request": None})
     entry.request = _load_kept(request) if request is not None else None
     entry.messages = [_load_kept(m) for m in messages]

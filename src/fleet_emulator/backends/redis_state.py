@@ -4,7 +4,8 @@ Writes that touch several keys go in one MULTI/EXEC transaction or Lua script; c
 ``HINCRBY``, replacing a vehicle compares its stored text first, and a first use of an idempotency key (kept
 until a time on the emulator's clock) is a script, all atomic across replicas. Key-set pages are
 ``ZRANGE ... BYLEX`` over sorted sets of ids (score 0) followed by one ``HMGET``; vehicles are decoded once
-per stored text (``DecodedVehicles``). Connection failures and time-outs of redis-py are mapped at this
+per stored text (``DecodedVehicles``), and so are fleets. Reads go through ``CoalescedReads``, shared with
+the concurrent calls that ask the same. Connection failures and time-outs of redis-py are mapped at this
 boundary (``redis_errors.py``) to ``Unavailable``.
 """
 
@@ -46,6 +47,7 @@ redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
 return false
 """  # a record is "<until, ms since 1970 on the emulator's clock>:<record>"
 DECODED_VEHICLES = 10_000  # vehicle states kept decoded, by their stored text
+DECODED_FLEETS = 1_000  # fleets kept decoded, by their stored text (all dropped when full)
 
 
 class DecodedVehicles:
@@ -78,6 +80,7 @@ class RedisStateStore:
         self.reads = reads
         self.keys = keys
         self.vehicles = DecodedVehicles()
+        self._fleets: dict[str, Fleet] = {}  # fleets decoded once per stored text
         self._replace_vehicle = client.register_script(REPLACE_VEHICLE)
         self._remember = client.register_script(REMEMBER)
 
@@ -120,21 +123,29 @@ class RedisStateStore:
 
     @mapped
     async def get_fleet(self, fleet_id: str) -> Fleet | None:
-        raw = await self.client.hget(self.keys.fleets, fleet_id)
-        return decode_as(Fleet, json.loads(raw)) if raw else None
+        raw: Any = await self.reads.read("HGET", self.keys.fleets, fleet_id)
+        return self._fleet_of(raw) if raw else None
+
+    def _fleet_of(self, raw: str) -> Fleet:
+        fleet = self._fleets.get(raw)
+        if fleet is None:
+            if len(self._fleets) >= DECODED_FLEETS:
+                self._fleets.clear()
+            fleet = self._fleets[raw] = decode_as(Fleet, json.loads(raw))
+        return fleet
 
     async def _page(self, ids_key: str, items_key: str, after_id: str, limit: int) -> list[str]:
         """JSON texts of the items whose ids follow ``after_id`` in the sorted set ``ids_key``, from hash
-        ``items_key``."""
+        ``items_key`` (both reads shared with concurrent calls asking the same)."""
         start = f"({after_id}" if after_id else "-"
-        ids: list[Any] = await self.client.zrange(ids_key, start, "+", bylex=True, offset=0, num=limit)
-        raws: list[Any] = await self.client.hmget(items_key, ids) if ids else []
+        ids: list[Any] = await self.reads.read("ZRANGE", ids_key, start, "+", "BYLEX", "LIMIT", 0, limit)
+        raws: list[Any] = await self.reads.read("HMGET", items_key, *ids) if ids else []
         return [r for r in raws if r]
 
     @mapped
     async def list_fleets(self, after_id: str, limit: int) -> list[Fleet]:
         items = await self._page(self.keys.fleet_ids, self.keys.fleets, after_id, limit)
-        return [decode_as(Fleet, json.loads(i)) for i in items]
+        return [self._fleet_of(i) for i in items]
 
     @mapped
     async def delete_fleet(self, fleet_id: str) -> bool:
@@ -174,7 +185,7 @@ class RedisStateStore:
 
     @mapped
     async def count_vehicles(self, fleet_id: str) -> int:
-        count: int = await self.client.zcard(self.keys.fleet_vehicle_ids(fleet_id))
+        count: int = await self.reads.read("ZCARD", self.keys.fleet_vehicle_ids(fleet_id))
         return count
 
     @mapped
