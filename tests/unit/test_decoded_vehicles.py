@@ -6,15 +6,16 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from fleet_emulator.backends.redis_state import DecodedVehicles
+from fleet_emulator.backends.redis_state import DECODED_VEHICLES, DecodedTexts
 from fleet_emulator.domain.codec import encode
+from fleet_emulator.domain.models import Vehicle
 from fleet_emulator.domain.scenario import load_scenario
 
 VEHICLES = load_scenario(None, datetime(2026, 11, 22, 8, 0, tzinfo=UTC)).vehicles
 
 
 def test_the_same_text_gives_the_same_vehicle_and_a_new_text_a_new_one() -> None:
-    decoded = DecodedVehicles()
+    decoded = DecodedTexts(Vehicle, DECODED_VEHICLES)
     vehicle = VEHICLES[0]
     text = json.dumps(encode(vehicle))
     first = decoded.of(text)
@@ -25,7 +26,7 @@ def test_the_same_text_gives_the_same_vehicle_and_a_new_text_a_new_one() -> None
 
 
 def test_the_oldest_texts_go_first() -> None:
-    decoded = DecodedVehicles(size=2)
+    decoded = DecodedTexts(Vehicle, size=2)
     texts = [json.dumps(encode(v)) for v in VEHICLES[:3]]
     first = decoded.of(texts[0])
     second = decoded.of(texts[1])

@@ -4,7 +4,7 @@ Writes that touch several keys go in one MULTI/EXEC transaction or Lua script; c
 ``HINCRBY``, replacing a vehicle compares its stored text first, and a first use of an idempotency key (kept
 until a time on the emulator's clock) is a script, all atomic across replicas. Key-set pages are
 ``ZRANGE ... BYLEX`` over sorted sets of ids (score 0) followed by one ``HMGET``; vehicles are decoded once
-per stored text (``DecodedVehicles``), and so are fleets. Reads go through ``CoalescedReads``, shared with
+per stored text (``DecodedTexts``), and so are fleets. Reads go through ``CoalescedReads``, shared with
 the concurrent calls that ask the same. Connection failures and time-outs of redis-py are mapped at this
 boundary (``redis_errors.py``) to ``Unavailable``.
 """
@@ -15,7 +15,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -47,31 +47,34 @@ redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
 return false
 """  # a record is "<until, ms since 1970 on the emulator's clock>:<record>"
 DECODED_VEHICLES = 10_000  # vehicle states kept decoded, by their stored text
-DECODED_FLEETS = 1_000  # fleets kept decoded, by their stored text (all dropped when full)
+DECODED_FLEETS = 1_000  # fleets kept decoded, by their stored text
+T = TypeVar("T")
 
 
-class DecodedVehicles:
-    """Vehicles decoded once per stored text: a page or a read of a vehicle that did not change since it
-    was last read costs a lookup instead of JSON decoding (the most recent ``size`` texts are kept)."""
+class DecodedTexts(Generic[T]):
+    """Values (vehicles, fleets) decoded once per stored text: a page or a read of a value that did not
+    change since it was last read costs a lookup instead of JSON decoding (the most recent ``size`` texts
+    are kept)."""
 
-    def __init__(self, size: int = DECODED_VEHICLES) -> None:
+    def __init__(self, kind: type[T], size: int) -> None:
+        self.kind = kind
         self.size = size
-        self._decoded: OrderedDict[str, Vehicle] = OrderedDict()
-        self._texts: dict[int, str] = {}  # id() of a vehicle kept decoded -> its stored text
+        self._decoded: OrderedDict[str, T] = OrderedDict()
+        self._texts: dict[int, str] = {}  # id() of a value kept decoded -> its stored text
 
-    def of(self, raw: str) -> Vehicle:
-        vehicle = self._decoded.get(raw)
-        if vehicle is None:
-            vehicle = self._decoded[raw] = decode_as(Vehicle, json.loads(raw))
-            self._texts[id(vehicle)] = raw
+    def of(self, raw: str) -> T:
+        value = self._decoded.get(raw)
+        if value is None:
+            value = self._decoded[raw] = decode_as(self.kind, json.loads(raw))
+            self._texts[id(value)] = raw
             if len(self._decoded) > self.size:
                 _, dropped = self._decoded.popitem(last=False)
                 del self._texts[id(dropped)]
-        return vehicle
+        return value
 
-    def text_of(self, vehicle: Vehicle) -> str:
-        """The text ``vehicle`` was read from (as stored), else its JSON form."""
-        return self._texts.get(id(vehicle)) or json.dumps(encode(vehicle))
+    def text_of(self, value: T) -> str:
+        """The text ``value`` was read from (as stored), else its JSON form."""
+        return self._texts.get(id(value)) or json.dumps(encode(value))
 
 
 class RedisStateStore:
@@ -79,8 +82,8 @@ class RedisStateStore:
         self.client = client
         self.reads = reads
         self.keys = keys
-        self.vehicles = DecodedVehicles()
-        self._fleets: dict[str, Fleet] = {}  # fleets decoded once per stored text
+        self.vehicles = DecodedTexts(Vehicle, DECODED_VEHICLES)
+        self.fleets = DecodedTexts(Fleet, DECODED_FLEETS)
         self._replace_vehicle = client.register_script(REPLACE_VEHICLE)
         self._remember = client.register_script(REMEMBER)
 
@@ -124,15 +127,7 @@ class RedisStateStore:
     @mapped
     async def get_fleet(self, fleet_id: str) -> Fleet | None:
         raw: Any = await self.reads.read("HGET", self.keys.fleets, fleet_id)
-        return self._fleet_of(raw) if raw else None
-
-    def _fleet_of(self, raw: str) -> Fleet:
-        fleet = self._fleets.get(raw)
-        if fleet is None:
-            if len(self._fleets) >= DECODED_FLEETS:
-                self._fleets.clear()
-            fleet = self._fleets[raw] = decode_as(Fleet, json.loads(raw))
-        return fleet
+        return self.fleets.of(raw) if raw else None
 
     async def _page(self, ids_key: str, items_key: str, after_id: str, limit: int) -> list[str]:
         """JSON texts of the items whose ids follow ``after_id`` in the sorted set ``ids_key``, from hash
@@ -145,7 +140,7 @@ class RedisStateStore:
     @mapped
     async def list_fleets(self, after_id: str, limit: int) -> list[Fleet]:
         items = await self._page(self.keys.fleet_ids, self.keys.fleets, after_id, limit)
-        return [self._fleet_of(i) for i in items]
+        return [self.fleets.of(i) for i in items]
 
     @mapped
     async def delete_fleet(self, fleet_id: str) -> bool:
