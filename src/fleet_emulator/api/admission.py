@@ -41,12 +41,8 @@ async def admit(
     entry.client, entry.token_expiry = identity.client, identity.token_expiry
     try:
         current_access.set(authenticate(policies.auth_mode, secret, token, entry.start_time))
-        quota = (
-            await namespace.rate_limiter.take(
-                policies.rate_limits, entry.client, entry.method, entry.start_time
-            )
-            if policies.rate_limits
-            else None
+        quota = await namespace.rate_limiter.take(
+            policies.rate_limits, entry.client, entry.method, entry.start_time
         )
     except EmulatorError as error:
         await watching.finish(error)

@@ -74,6 +74,8 @@ class RateLimiter:
     ) -> Quota | None:
         """Take a token for ``client``'s call of ``full_method``: the quota left, None when no rule applies,
         or RESOURCE_EXHAUSTED when the bucket is empty."""
+        if not rules:  # off, as by default: nothing to look up on any call
+            return None
         rule = rule_for(rules, full_method)
         if rule is None:
             return None
